@@ -1,0 +1,87 @@
+"""Command lines built from one dataclass of arguments, with a docstring-like help per field.
+
+Each field becomes ``--field-name``. Values resolve in three layers: the dataclass default, then the
+chosen preset, then what the user typed; :func:`parse` tells which fields the user typed so a stage can
+tell "asked for" from "defaulted".
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from es.mpi import launcher_rank
+
+T = TypeVar("T")
+
+
+def arg(
+    default: Any = None, help: str = "", *, choices: list[str] | None = None, required: bool = False
+) -> Any:
+    """A dataclass field that is also a command-line flag."""
+    meta = {"help": help, "choices": choices, "required": required}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(hint: Any) -> type:
+    """``int | None`` -> int."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+class _Parser(argparse.ArgumentParser):
+    """Under mpirun only rank 0 prints usage errors, so a bad flag gives one message, not N."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        if launcher_rank() == 0:
+            self.print_usage(sys.stderr)
+            print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        # SUPPRESS keeps untyped flags out of the namespace, so presets can fill them in.
+        common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        help_text = meta.get("help", "")
+        if f.default is not None and f.default is not dataclasses.MISSING:
+            help_text += f" (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text, **common)
+        else:
+            parser.add_argument(
+                flag, type=kind, choices=meta.get("choices"), required=meta.get("required", False),
+                help=help_text, **common,
+            )
+    return parser
+
+
+def parse(
+    cls: Callable[..., T],
+    argv: list[str] | None,
+    prog: str,
+    description: str,
+    presets: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[T, set[str]]:
+    """Parse ``argv`` into ``cls``; returns the config and the names of the fields the user typed.
+
+    ``presets(typed)`` maps what the user typed to the preset's values for the other fields.
+    """
+    parser = build_parser(cls, prog, description)
+    typed = vars(parser.parse_args(argv))
+    values = dict(presets(typed)) if presets else {}
+    values.update(typed)
+    return cls(**values), set(typed)

@@ -1,0 +1,171 @@
+"""The paper's two environments behind gymnasium's ``Env``, with 64x64x3 uint8 frames.
+
+Both take a controller output in [-1, 1]^d as their action and map it to the game's own controls, so
+C, M and the random policies all speak one action space. Both run headless: no X server, no window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+
+# pygame (CarRacing's renderer) needs no screen with the dummy video driver.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+FRAME_SIZE = 64
+FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
+
+CARRACING_KEEP_ROWS = 84  # rows 84..95 of CarRacing's 96x96 frame are the HUD bar
+# Doom is rendered at 160x120; keep the top 5/6 as the original kept rows 0:400 of 480.
+DOOM_RESOLUTION = (160, 120)
+DOOM_KEEP_ROWS = 100
+DOOM_MOVE_THRESHOLD = 1.0 / 3.0
+
+
+def preprocess(frame: np.ndarray, keep_rows: int) -> np.ndarray:
+    """Crop the top ``keep_rows`` rows and resize (antialiased bilinear) to 64x64x3 uint8."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 3 uint8 frame, got {frame.shape} {frame.dtype}")
+    image = Image.fromarray(np.ascontiguousarray(frame[:keep_rows]))
+    return np.asarray(image.resize((FRAME_SIZE, FRAME_SIZE), Image.BILINEAR), dtype=np.uint8)
+
+
+def carracing_action(a: np.ndarray) -> np.ndarray:
+    """Controller output in [-1, 1]^3 -> (steer, gas, brake), as the original maps it."""
+    a = np.clip(np.asarray(a, dtype=np.float64).reshape(3), -1.0, 1.0)
+    return np.array([a[0], (a[1] + 1.0) / 2.0, np.clip(a[2], 0.0, 1.0)], dtype=np.float32)
+
+
+def doom_buttons(a: np.ndarray | float) -> list[int]:
+    """Controller output in [-1, 1] -> [MOVE_LEFT, MOVE_RIGHT] by the +-1/3 thresholds."""
+    value = float(np.asarray(a, dtype=np.float64).reshape(-1)[0])
+    if value < -DOOM_MOVE_THRESHOLD:
+        return [1, 0]
+    if value > DOOM_MOVE_THRESHOLD:
+        return [0, 1]
+    return [0, 0]
+
+
+class _FrameEnv(gym.Env):
+    """Shared shape of both envs: 64x64x3 uint8 frames, actions in [-1, 1]^d, a step cap."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, action_dim: int, max_steps: int):
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        self.max_steps = max_steps
+        self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, np.uint8)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+        self.render_mode = "rgb_array"
+        self._steps = 0
+        self.raw_frame: np.ndarray | None = None  # the game's full-size frame, for videos
+
+
+class CarRacingEnv(_FrameEnv):
+    """gymnasium CarRacing-v3: continuous actions, no domain randomisation, 1000-step cap."""
+
+    def __init__(self, max_steps: int = 1000):
+        super().__init__(action_dim=3, max_steps=max_steps)
+        from gymnasium.envs.box2d.car_racing import CarRacing
+
+        # The class itself, not gym.make: the step cap is ours, and no checker wraps every step.
+        self._game = CarRacing(continuous=True, domain_randomize=False)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(2**31))
+        self._steps = 0
+        frame, info = self._game.reset(seed=seed)
+        self.raw_frame = frame
+        return preprocess(frame, CARRACING_KEEP_ROWS), info
+
+    def step(self, action: np.ndarray):
+        frame, reward, terminated, truncated, info = self._game.step(carracing_action(action))
+        self._steps += 1
+        self.raw_frame = frame
+        truncated = bool(truncated or (not terminated and self._steps >= self.max_steps))
+        return preprocess(frame, CARRACING_KEEP_ROWS), float(reward), bool(terminated), truncated, info
+
+    def render(self) -> np.ndarray | None:
+        return self.raw_frame
+
+    def close(self) -> None:
+        self._game.close()
+
+
+class DoomTakeCoverEnv(_FrameEnv):
+    """ViZDoom's own TakeCover scenario: dodge fireballs; +1 per tic survived; 2100-tic cap."""
+
+    def __init__(self, max_steps: int = 2100):
+        super().__init__(action_dim=1, max_steps=max_steps)
+        import vizdoom as vzd
+
+        game = vzd.DoomGame()
+        game.load_config(os.path.join(vzd.scenarios_path, "take_cover.cfg"))
+        game.set_window_visible(False)
+        game.set_mode(vzd.Mode.PLAYER)
+        game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
+        game.set_screen_format(vzd.ScreenFormat.RGB24)
+        game.set_episode_timeout(0)  # no game-side timeout: the cap is ours, reported as truncated
+        game.init()
+        self._game = game
+
+    def _frame(self) -> np.ndarray:
+        self.raw_frame = self._game.get_state().screen_buffer
+        return preprocess(self.raw_frame, DOOM_KEEP_ROWS)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(2**31))
+        self._game.set_seed(int(seed) % 2**31)
+        self._game.new_episode()
+        self._steps = 0
+        self._last = self._frame()
+        return self._last, {}
+
+    def step(self, action: np.ndarray | float):
+        reward = self._game.make_action(doom_buttons(action))  # one tic, as the original
+        self._steps += 1
+        terminated = self._game.is_episode_finished()
+        if not terminated:
+            self._last = self._frame()
+        # After death the game has no frame; the last one stands in (it is never recorded).
+        truncated = not terminated and self._steps >= self.max_steps
+        return self._last, float(reward), bool(terminated), bool(truncated), {}
+
+    def render(self) -> np.ndarray | None:
+        return self.raw_frame
+
+    def close(self) -> None:
+        self._game.close()
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    name: str
+    action_dim: int
+    max_steps: int
+    make: Callable[[int], _FrameEnv]
+
+
+ENVS: dict[str, EnvSpec] = {
+    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv),
+    "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv),
+}
+ENV_NAMES = list(ENVS)
+
+
+def make_env(name: str, max_steps: int | None = None) -> _FrameEnv:
+    """A fresh env by name; ``max_steps`` defaults to the env's own cap."""
+    if name not in ENVS:
+        raise ValueError(f"unknown env {name!r}; choose from {', '.join(ENV_NAMES)}")
+    spec = ENVS[name]
+    return spec.make(max_steps or spec.max_steps)

@@ -1,0 +1,205 @@
+"""Stage 1: collect random-policy episodes into RUN/record/, split over MPI ranks.
+
+    mpirun -n 4 python -m wm.extract --run runs/doom --env doom --episodes 1000
+
+Episode i is made from the seed sequence (seed, i) alone, so the data set is the same whatever the
+number of ranks. Running the same command again keeps valid episodes and (re)makes missing or corrupt
+ones.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es.mpi import Comm, run_ranks, single_thread, usage_error
+from wm import cli
+from wm.config import (
+    DEFAULT_ENV,
+    EXTRACT_DATA_FIELDS,
+    ExtractConfig,
+    as_dict,
+    preset_values,
+)
+from wm.envs import make_env
+from wm.errors import WMError
+from wm.files import remove_stale_temps, write_json
+from wm.policies import make_policy
+from wm.progress import Progress, format_duration
+from wm.record import Episode, EpisodeFileError, episode_path, read_episode, write_episode
+from wm.rundir import make_stage_dir, run_env, save_stage_config
+
+RECORD_DIR = "record"
+SUMMARY_NAME = "summary.json"
+
+
+def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
+    """The env seed and the policy's RNG of episode ``index``: a function of (seed, index) only."""
+    seq = np.random.SeedSequence([seed, index])
+    env_seq, policy_seq = seq.spawn(2)
+    return int(env_seq.generate_state(1)[0] % 2**31), np.random.default_rng(policy_seq)
+
+
+def run_episode(env: Any, policy: Any, seed: int, index: int) -> Episode:
+    """Play one episode with a random policy and return it as recorded."""
+    env_seed, rng = episode_seeds(seed, index)
+    obs, _ = env.reset(seed=env_seed)
+    policy.reset(rng)
+    frames, actions, rewards, terminateds, truncateds = [], [], [], [], []
+    done = False
+    while not done:
+        action = policy.act()
+        frames.append(obs)
+        actions.append(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward)
+        terminateds.append(terminated)
+        truncateds.append(truncated)
+        done = terminated or truncated
+    return Episode(
+        obs=np.stack(frames),
+        action=np.stack(actions).astype(np.float32),
+        reward=np.asarray(rewards, np.float32),
+        terminated=np.asarray(terminateds, bool),
+        truncated=np.asarray(truncateds, bool),
+    )
+
+
+def _expected_meta(cfg: ExtractConfig) -> dict[str, Any]:
+    return {"env": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps}
+
+
+def _check_existing(record: Path, indices: list[int], expect: dict[str, Any]) -> dict[int, Any]:
+    """For each index: ("kept", steps, return), ("missing",) or ("corrupt", reason)."""
+    status: dict[int, Any] = {}
+    for i in indices:
+        path = episode_path(record, i)
+        if not path.exists():
+            status[i] = ("missing",)
+            continue
+        try:
+            ep = read_episode(path, expect={**expect, "index": i})
+            status[i] = ("kept", len(ep), ep.total_reward)
+        except EpisodeFileError as err:
+            status[i] = ("corrupt", err.reason)
+    return status
+
+
+def validate_config(cfg: ExtractConfig) -> None:
+    if cfg.episodes is None or cfg.episodes < 1:
+        raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
+    if cfg.max_steps is None or cfg.max_steps < 1:
+        raise WMError(f"--max-steps must be at least 1, got {cfg.max_steps}")
+    if cfg.seed < 0:
+        raise WMError(f"--seed must be non-negative, got {cfg.seed}")
+
+
+def extract(cfg: ExtractConfig, comm: Comm) -> dict[str, Any]:
+    """Make every missing or corrupt episode of the data set; returns the summary (on rank 0)."""
+    single_thread()
+    start = time.monotonic()
+    record = Path(cfg.run) / RECORD_DIR
+    if comm.is_root:
+        make_stage_dir(cfg.run, RECORD_DIR)
+        save_stage_config(cfg.run, "extract", as_dict(cfg), EXTRACT_DATA_FIELDS)
+        remove_stale_temps(record)
+        print(f"[extract] checking existing episodes in {record} ({comm.size} ranks)", flush=True)
+    comm.barrier()
+
+    # Every rank checks its share of the existing files; all ranks then agree on what to make.
+    expect = _expected_meta(cfg)
+    mine = list(range(comm.rank, cfg.episodes, comm.size))
+    status: dict[int, Any] = {}
+    for part in comm.allgather(_check_existing(record, mine, expect)):
+        status.update(part)
+    todo = [i for i in range(cfg.episodes) if status[i][0] != "kept"]
+    corrupt = {i: status[i][1] for i in todo if status[i][0] == "corrupt"}
+    if comm.is_root:
+        for i, reason in sorted(corrupt.items())[:10]:
+            print(f"[extract] remaking episode {i}: {reason}", flush=True)
+        print(f"[extract] {cfg.episodes - len(todo)} episodes kept, {len(todo)} to make", flush=True)
+
+    env = make_env(cfg.env, cfg.max_steps)
+    policy = make_policy(cfg.policy, env.action_space.shape[0])
+    progress = Progress("extract", len(todo), "episodes", "frames", every=cfg.log_every)
+    made: list[tuple[int, int, float]] = []
+    try:
+        for i in todo[comm.rank :: comm.size]:
+            episode = run_episode(env, policy, cfg.seed, i)
+            episode.meta = {**expect, "index": i, "steps": len(episode)}
+            write_episode(episode_path(record, i), episode)
+            made.append((i, len(episode), episode.total_reward))
+            for frames in comm.report(len(episode)):  # rank 0 hears of every rank's episodes
+                progress.update(done=1, count=frames)
+    except KeyboardInterrupt:
+        print(f"[extract] rank {comm.rank}: interrupted after {len(made)} new episodes; "
+              "run the same command again to continue", file=sys.stderr, flush=True)
+        raise
+    finally:
+        env.close()
+    if comm.is_root:
+        while progress.done < len(todo):  # wait for the other ranks' last episodes
+            for frames in comm.collect():
+                progress.update(done=1, count=frames)
+            time.sleep(0.05)
+    else:
+        comm.flush_reports()
+
+    made_all = [m for part in comm.allgather(made) for m in part]
+    if not comm.is_root:
+        return {}
+    for i, steps, ret in made_all:
+        status[i] = ("kept", steps, ret)
+    steps = np.array([status[i][1] for i in range(cfg.episodes)])
+    returns = np.array([status[i][2] for i in range(cfg.episodes)])
+    seconds = time.monotonic() - start
+    new_frames = int(sum(m[1] for m in made_all))
+    summary = {
+        "env": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps,
+        "episodes": cfg.episodes, "kept": cfg.episodes - len(todo),
+        "made": len(todo) - len(corrupt), "remade": len(corrupt),
+        "frames": int(steps.sum()), "frames_made": new_frames,
+        "steps_mean": float(steps.mean()), "steps_min": int(steps.min()), "steps_max": int(steps.max()),
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "return_min": float(returns.min()), "return_max": float(returns.max()),
+        "ranks": comm.size, "seconds": round(seconds, 3),
+        "frames_per_s": round(new_frames / seconds, 1),
+    }
+    write_json(record / SUMMARY_NAME, summary)
+    print(
+        f"[extract] done: {record} holds {cfg.episodes} {cfg.env} episodes "
+        f"({summary['kept']} kept, {summary['made']} made, {summary['remade']} remade from corrupt "
+        f"files); {summary['frames']:,} frames, {summary['steps_mean']:.0f} steps per episode "
+        f"(min {summary['steps_min']}, max {summary['steps_max']}); return "
+        f"{summary['return_mean']:.1f} +- {summary['return_std']:.1f}; made {new_frames:,} frames "
+        f"in {format_duration(seconds)} ({summary['frames_per_s']:,.0f} frames/s on {comm.size} ranks)",
+        flush=True,
+    )
+    return summary
+
+
+def parse_config(argv: list[str] | None) -> ExtractConfig:
+    def presets(typed: dict[str, Any]) -> dict[str, Any]:
+        env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
+        preset = typed.get("preset") or ExtractConfig.preset
+        return {"env": env, **preset_values("extract", env, preset)}
+
+    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__, presets)
+    validate_config(cfg)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_config(argv)
+    except WMError as err:
+        return usage_error(err)
+    return run_ranks(lambda comm: extract(cfg, comm) and None, clean_errors=(WMError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
