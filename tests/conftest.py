@@ -1,0 +1,43 @@
+"""Shared test helpers: run a stage as a real process, alone or under a real mpirun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from es.mpi import mpirun_command
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_env() -> dict[str, str]:
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", PYTHONPATH=str(ROOT))
+    # A test may itself run under a launcher; the stage must not think it is one of its ranks.
+    for var in list(env):
+        if var.startswith(("OMPI_", "PMI_", "PMIX_")):
+            del env[var]
+    return env
+
+
+def run_python(args: list[str], ranks: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python ARGS`` as one process (ranks=1) or under ``mpirun -n RANKS``; output captured."""
+    command = [sys.executable, *args]
+    if ranks > 1:
+        command = [*mpirun_command(ranks), *command]
+    return subprocess.run(
+        command, cwd=ROOT, env=stage_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def run_stage():
+    """Run ``python -m wm.<stage> ARGS`` and return the finished process."""
+
+    def run(stage: str, *args: str, ranks: int = 1, timeout: float = 300):
+        return run_python(["-m", f"wm.{stage}", *args], ranks=ranks, timeout=timeout)
+
+    return run

@@ -1,0 +1,50 @@
+"""A real ``mpirun -n 2`` extraction of both environments: files, same data as one process, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wm.record import episode_path, list_episodes, read_episode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("env, steps", [("doom", 40), ("carracing", 25)])
+def test_mpirun_two_ranks_extracts_the_same_data_and_resumes(tmp_path, run_stage, env, steps):
+    args = ["--env", env, "--episodes", "3", "--max-steps", str(steps), "--log-every", "0"]
+    mpi_run, solo_run = tmp_path / "mpi", tmp_path / "solo"
+    done = run_stage("extract", "--run", str(mpi_run), *args, ranks=2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(2 ranks)" in done.stdout and "on 2 ranks" in done.stdout
+    assert "3/3 episodes" in done.stdout  # rank 0 heard of every rank's episodes
+    paths = list_episodes(mpi_run / "record")
+    assert len(paths) == 3
+    for i, path in enumerate(paths):
+        ep = read_episode(path, expect={"env": env, "index": i})
+        assert 1 <= len(ep) <= steps
+
+    # The data do not depend on the number of ranks.
+    assert run_stage("extract", "--run", str(solo_run), *args).returncode == 0
+    for i in range(3):
+        a = read_episode(episode_path(mpi_run / "record", i))
+        b = read_episode(episode_path(solo_run / "record", i))
+        assert np.array_equal(a.obs, b.obs) and np.array_equal(a.reward, b.reward)
+
+    # Remove one episode, corrupt another: the re-run remakes exactly those two.
+    paths[0].unlink()
+    paths[2].write_bytes(b"garbage")
+    again = run_stage("extract", "--run", str(mpi_run), *args, ranks=2)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads((mpi_run / "record" / "summary.json").read_text())
+    assert (summary["kept"], summary["made"], summary["remade"], summary["ranks"]) == (1, 1, 1, 2)
+    remade = read_episode(episode_path(mpi_run / "record", 0))
+    assert np.array_equal(remade.obs, read_episode(episode_path(solo_run / "record", 0)).obs)
+
+
+def test_mpirun_bad_flag_is_one_line_and_every_rank_exits(tmp_path, run_stage):
+    done = run_stage("extract", "--run", str(tmp_path / "r"), "--episodes", "0", ranks=2, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.count("--episodes must be at least 1") == 1
