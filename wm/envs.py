@@ -7,6 +7,7 @@ C, M and the random policies all speak one action space. Both run headless: no X
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -110,6 +111,8 @@ class DoomTakeCoverEnv(_FrameEnv):
         game = vzd.DoomGame()
         game.load_config(os.path.join(vzd.scenarios_path, "take_cover.cfg"))
         game.set_window_visible(False)
+        # ViZDoom writes its settings file into the working directory unless told otherwise.
+        game.set_doom_config_path(os.path.join(tempfile.gettempdir(), "wm-vizdoom.ini"))
         game.set_mode(vzd.Mode.PLAYER)
         game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
