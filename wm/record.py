@@ -16,10 +16,11 @@ Only the last step may be terminated or truncated, and one of them is. Files loa
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -76,7 +77,16 @@ def write_episode(path: str | Path, episode: Episode) -> None:
         "truncated": episode.truncated,
         "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, **episode.meta})),
     }
-    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(path, lambda f: _savez(f, arrays))
+
+
+def _savez(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` at zlib level 1: ~3.5x faster to write than its level 6, ~7% larger
+    (measured on Doom frames); compression was the slowest part of extraction."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def read_episode(path: str | Path, expect: dict[str, Any] | None = None) -> Episode:
