@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -154,6 +155,9 @@ def usage_error(err: BaseException) -> int:
     """A bad flag or config found before MPI starts: every rank finds it, only rank 0 says it."""
     if launcher_rank() == 0:
         print(f"error: {err}", file=sys.stderr)
+    else:
+        # The launcher kills the job when the first rank exits non-zero: give rank 0 time to speak.
+        time.sleep(2.0)
     return 2
 
 
@@ -161,6 +165,10 @@ def _prefixed(text: str, comm: Comm) -> str:
     if comm.size == 1:
         return text
     return "".join(f"[rank {comm.rank}] {line}\n" for line in text.rstrip("\n").splitlines())
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_ranks(
@@ -174,6 +182,9 @@ def run_ranks(
     rank is stopped (MPI_Abort), so no rank hangs waiting for a dead one. Returns the exit code.
     """
     clean = tuple(clean_errors)
+    # mpirun and batch schedulers stop a job with SIGTERM: handle it as Ctrl-C, so that files being
+    # written are cleaned up and the user is told how to continue.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         comm = _mpi_world()
     except RuntimeError as err:

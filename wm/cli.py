@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable
@@ -42,6 +43,8 @@ class _Parser(argparse.ArgumentParser):
         if launcher_rank() == 0:
             self.print_usage(sys.stderr)
             print(f"{self.prog}: error: {message}", file=sys.stderr)
+        else:
+            time.sleep(2.0)  # as es.mpi.usage_error: let rank 0 speak before the job is killed
         sys.exit(2)
 
 

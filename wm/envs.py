@@ -171,4 +171,4 @@ def make_env(name: str, max_steps: int | None = None) -> _FrameEnv:
     if name not in ENVS:
         raise ValueError(f"unknown env {name!r}; choose from {', '.join(ENV_NAMES)}")
     spec = ENVS[name]
-    return spec.make(max_steps or spec.max_steps)
+    return spec.make(spec.max_steps if max_steps is None else max_steps)

@@ -9,7 +9,7 @@ Format (version 1), arrays of equal length T (one row per step):
 - ``truncated``  bool    (T,)            the step cap ended the episode at this step
 - ``meta``       str (JSON)              format_version, env, policy, seed, index, max_steps, steps
 
-Only the last step may be terminated or truncated, and one of them is. Files load with
+Only the last step may be terminated or truncated, and at least one of them is. Files load with
 ``np.load(path, allow_pickle=False)``: nothing is unpickled.
 """
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from es.mpi import mpirun_command
+from tests.conftest import ROOT, stage_env
 from wm.record import episode_path, list_episodes, read_episode
 
 pytestmark = pytest.mark.slow
@@ -48,3 +54,24 @@ def test_mpirun_bad_flag_is_one_line_and_every_rank_exits(tmp_path, run_stage):
     done = run_stage("extract", "--run", str(tmp_path / "r"), "--episodes", "0", ranks=2, timeout=60)
     assert done.returncode != 0
     assert done.stderr.count("--episodes must be at least 1") == 1
+
+
+def test_interrupting_mpirun_leaves_only_complete_files_and_the_next_run_continues(tmp_path, run_stage):
+    run = tmp_path / "run"
+    command = [*mpirun_command(2), sys.executable, "-m", "wm.extract", "--run", str(run),
+               "--episodes", "60", "--env", "doom"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=stage_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list_episodes(run / "record")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    written = list_episodes(run / "record")
+    assert 3 <= len(written) < 60
+    assert not list((run / "record").glob(".*.tmp"))  # the interrupted writes were cleaned up
+    for path in written:
+        read_episode(path)
+    again = run_stage("extract", "--run", str(run), "--episodes", str(len(written) + 2), ranks=2)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(written)} kept, 2 made" in again.stdout
