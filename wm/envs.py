@@ -7,13 +7,20 @@ C, M and the random policies all speak one action space. Both run headless: no X
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from PIL import Image
+
+from wm.errors import WMError
 
 # pygame (CarRacing's renderer) needs no screen with the dummy video driver.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -65,7 +72,22 @@ class _FrameEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
         self.render_mode = "rgb_array"
         self._steps = 0
+        self._game: Any = None
         self.raw_frame: np.ndarray | None = None  # the game's full-size frame, for videos
+
+    def _start_episode(self, seed: int | None) -> int:
+        """Reset the step count and gymnasium's RNG; returns the game seed (drawn if not given)."""
+        super().reset(seed=seed)
+        self._steps = 0
+        return int(self.np_random.integers(2**31)) if seed is None else int(seed) % 2**31
+
+    def render(self) -> np.ndarray | None:
+        return self.raw_frame
+
+    def close(self) -> None:
+        if self._game is not None:
+            self._game.close()
+            self._game = None
 
 
 class CarRacingEnv(_FrameEnv):
@@ -78,27 +100,35 @@ class CarRacingEnv(_FrameEnv):
         # The class itself, not gym.make: the step cap is ours, and no checker wraps every step.
         self._game = CarRacing(continuous=True, domain_randomize=False)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        if seed is None:
-            seed = int(self.np_random.integers(2**31))
-        self._steps = 0
-        frame, info = self._game.reset(seed=seed)
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        frame, info = self._game.reset(seed=self._start_episode(seed))
         self.raw_frame = frame
         return preprocess(frame, CARRACING_KEEP_ROWS), info
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         frame, reward, terminated, truncated, info = self._game.step(carracing_action(action))
         self._steps += 1
         self.raw_frame = frame
         truncated = bool(truncated or (not terminated and self._steps >= self.max_steps))
         return preprocess(frame, CARRACING_KEEP_ROWS), float(reward), bool(terminated), truncated, info
 
-    def render(self) -> np.ndarray | None:
-        return self.raw_frame
 
-    def close(self) -> None:
-        self._game.close()
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ignore SIGINT while ViZDoom starts its engine process, which inherits the ignoring.
+
+    A Ctrl-C in a terminal goes to the whole process group. Without this, the engine may die before
+    Python sees the interrupt, and the step fails with the engine's "exited unexpectedly" instead of
+    a clean interrupt. With it, only Python is interrupted, and it closes the game.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class DoomTakeCoverEnv(_FrameEnv):
@@ -108,47 +138,56 @@ class DoomTakeCoverEnv(_FrameEnv):
         super().__init__(action_dim=1, max_steps=max_steps)
         import vizdoom as vzd
 
+        self._engine_died = vzd.ViZDoomUnexpectedExitException
+        # ViZDoom writes a settings file, by default into the working directory: give it a private one.
+        self._settings_dir = tempfile.mkdtemp(prefix="wm-vizdoom-")
         game = vzd.DoomGame()
         game.load_config(os.path.join(vzd.scenarios_path, "take_cover.cfg"))
         game.set_window_visible(False)
-        # ViZDoom writes its settings file into the working directory unless told otherwise.
-        game.set_doom_config_path(os.path.join(tempfile.gettempdir(), "wm-vizdoom.ini"))
+        game.set_doom_config_path(os.path.join(self._settings_dir, "vizdoom.ini"))
         game.set_mode(vzd.Mode.PLAYER)
         game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
         game.set_episode_timeout(0)  # no game-side timeout: the cap is ours, reported as truncated
-        game.init()
+        with _ctrl_c_ignored():
+            game.init()
         self._game = game
+        self._last = np.zeros(FRAME_SHAPE, np.uint8)
 
     def _frame(self) -> np.ndarray:
         self.raw_frame = self._game.get_state().screen_buffer
         return preprocess(self.raw_frame, DOOM_KEEP_ROWS)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        if seed is None:
-            seed = int(self.np_random.integers(2**31))
-        self._game.set_seed(int(seed) % 2**31)
-        self._game.new_episode()
-        self._steps = 0
-        self._last = self._frame()
+    @contextmanager
+    def _engine(self) -> Iterator[None]:
+        """Calls into the engine process: its death becomes one clear error, not a traceback."""
+        try:
+            yield
+        except self._engine_died as err:
+            raise WMError(f"the ViZDoom engine process exited unexpectedly ({err})") from err
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        game_seed = self._start_episode(seed)
+        with self._engine():
+            self._game.set_seed(game_seed)
+            self._game.new_episode()
+            self._last = self._frame()
         return self._last, {}
 
-    def step(self, action: np.ndarray | float):
-        reward = self._game.make_action(doom_buttons(action))  # one tic, as the original
-        self._steps += 1
-        terminated = self._game.is_episode_finished()
-        if not terminated:
-            self._last = self._frame()
+    def step(self, action: np.ndarray | float) -> tuple[np.ndarray, float, bool, bool, dict]:
+        with self._engine():
+            reward = self._game.make_action(doom_buttons(action))  # one tic, as the original
+            self._steps += 1
+            terminated = self._game.is_episode_finished()
+            if not terminated:
+                self._last = self._frame()
         # After death the game has no frame; the last one stands in (it is never recorded).
         truncated = not terminated and self._steps >= self.max_steps
         return self._last, float(reward), bool(terminated), bool(truncated), {}
 
-    def render(self) -> np.ndarray | None:
-        return self.raw_frame
-
     def close(self) -> None:
-        self._game.close()
+        super().close()
+        shutil.rmtree(self._settings_dir, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,15 @@ ones.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from contextlib import ExitStack
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 
 from es.mpi import Comm, run_ranks, single_thread, usage_error
@@ -28,10 +32,10 @@ from wm.config import (
 from wm.envs import make_env
 from wm.errors import WMError
 from wm.files import remove_stale_temps, write_json
-from wm.policies import make_policy
+from wm.policies import Policy, make_policy
 from wm.progress import Progress, format_duration
 from wm.record import Episode, EpisodeFileError, episode_path, read_episode, write_episode
-from wm.rundir import make_stage_dir, run_env, save_stage_config
+from wm.rundir import locked, make_stage_dir, run_env, save_stage_config, stage_config
 
 RECORD_DIR = "record"
 SUMMARY_NAME = "summary.json"
@@ -44,7 +48,7 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
     return int(env_seq.generate_state(1)[0] % 2**31), np.random.default_rng(policy_seq)
 
 
-def run_episode(env: Any, policy: Any, seed: int, index: int) -> Episode:
+def run_episode(env: gym.Env, policy: Policy, seed: int, index: int) -> Episode:
     """Play one episode with a random policy and return it as recorded."""
     env_seed, rng = episode_seeds(seed, index)
     obs, _ = env.reset(seed=env_seed)
@@ -70,54 +74,75 @@ def run_episode(env: Any, policy: Any, seed: int, index: int) -> Episode:
 
 
 def _expected_meta(cfg: ExtractConfig) -> dict[str, Any]:
-    return {"env": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps}
+    """What every episode file of this data set says about how it was made."""
+    return {key: getattr(cfg, key) for key in EXTRACT_DATA_FIELDS}
 
 
-def _check_existing(record: Path, indices: list[int], expect: dict[str, Any]) -> dict[int, Any]:
-    """For each index: ("kept", steps, return), ("missing",) or ("corrupt", reason)."""
-    status: dict[int, Any] = {}
+class FileStatus(NamedTuple):
+    state: str  # "kept", "missing" or "corrupt"
+    steps: int = 0
+    total_reward: float = 0.0
+    reason: str = ""
+
+
+def _check_existing(record: Path, indices: list[int], expect: dict[str, Any]) -> dict[int, FileStatus]:
+    """Which of these episodes already have a valid file."""
+    status: dict[int, FileStatus] = {}
     for i in indices:
         path = episode_path(record, i)
         if not path.exists():
-            status[i] = ("missing",)
+            status[i] = FileStatus("missing")
             continue
+        if not path.is_file():
+            raise WMError(f"{path} is not a regular file; move it away so the episode can be made")
         try:
             ep = read_episode(path, expect={**expect, "index": i})
-            status[i] = ("kept", len(ep), ep.total_reward)
+            status[i] = FileStatus("kept", len(ep), ep.total_reward)
         except EpisodeFileError as err:
-            status[i] = ("corrupt", err.reason)
+            status[i] = FileStatus("corrupt", reason=err.reason)
     return status
 
 
 def validate_config(cfg: ExtractConfig) -> None:
+    """One clear error for values no extraction can run with."""
     if cfg.episodes is None or cfg.episodes < 1:
         raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
     if cfg.max_steps is None or cfg.max_steps < 1:
         raise WMError(f"--max-steps must be at least 1, got {cfg.max_steps}")
     if cfg.seed < 0:
         raise WMError(f"--seed must be non-negative, got {cfg.seed}")
+    if not math.isfinite(cfg.log_every) or cfg.log_every < 0:
+        raise WMError(f"--log-every must be a non-negative number of seconds, got {cfg.log_every}")
 
 
 def extract(cfg: ExtractConfig, comm: Comm) -> dict[str, Any]:
     """Make every missing or corrupt episode of the data set; returns the summary (on rank 0)."""
+    with ExitStack() as stack:
+        return _extract(cfg, comm, stack)
+
+
+def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]:
     single_thread()
     start = time.monotonic()
     record = Path(cfg.run) / RECORD_DIR
-    if comm.is_root:
+
+    def set_up() -> None:  # rank 0 alone; a failure here ends every rank with one line
         make_stage_dir(cfg.run, RECORD_DIR)
+        stack.enter_context(locked(record))  # held until the end of the stage
         save_stage_config(cfg.run, "extract", as_dict(cfg), EXTRACT_DATA_FIELDS)
         remove_stale_temps(record)
         print(f"[extract] checking existing episodes in {record} ({comm.size} ranks)", flush=True)
-    comm.barrier()
+
+    comm.on_root(set_up, (WMError,))
 
     # Every rank checks its share of the existing files; all ranks then agree on what to make.
     expect = _expected_meta(cfg)
     mine = list(range(comm.rank, cfg.episodes, comm.size))
-    status: dict[int, Any] = {}
+    status: dict[int, FileStatus] = {}
     for part in comm.allgather(_check_existing(record, mine, expect)):
         status.update(part)
-    todo = [i for i in range(cfg.episodes) if status[i][0] != "kept"]
-    corrupt = {i: status[i][1] for i in todo if status[i][0] == "corrupt"}
+    todo = [i for i in range(cfg.episodes) if status[i].state != "kept"]
+    corrupt = {i: status[i].reason for i in todo if status[i].state == "corrupt"}
     if comm.is_root:
         for i, reason in sorted(corrupt.items())[:10]:
             print(f"[extract] remaking episode {i}: {reason}", flush=True)
@@ -153,14 +178,13 @@ def extract(cfg: ExtractConfig, comm: Comm) -> dict[str, Any]:
     if not comm.is_root:
         return {}
     for i, steps, ret in made_all:
-        status[i] = ("kept", steps, ret)
-    steps = np.array([status[i][1] for i in range(cfg.episodes)])
-    returns = np.array([status[i][2] for i in range(cfg.episodes)])
+        status[i] = FileStatus("kept", steps, ret)
+    steps = np.array([status[i].steps for i in range(cfg.episodes)])
+    returns = np.array([status[i].total_reward for i in range(cfg.episodes)])
     seconds = time.monotonic() - start
     new_frames = int(sum(m[1] for m in made_all))
     summary = {
-        "env": cfg.env, "policy": cfg.policy, "seed": cfg.seed, "max_steps": cfg.max_steps,
-        "episodes": cfg.episodes, "kept": cfg.episodes - len(todo),
+        **expect, "episodes": cfg.episodes, "kept": cfg.episodes - len(todo),
         "made": len(todo) - len(corrupt), "remade": len(corrupt),
         "frames": int(steps.sum()), "frames_made": new_frames,
         "steps_mean": float(steps.mean()), "steps_min": int(steps.min()), "steps_max": int(steps.max()),
@@ -183,12 +207,19 @@ def extract(cfg: ExtractConfig, comm: Comm) -> dict[str, Any]:
 
 
 def parse_config(argv: list[str] | None) -> ExtractConfig:
-    def presets(typed: dict[str, Any]) -> dict[str, Any]:
-        env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
-        preset = typed.get("preset") or ExtractConfig.preset
-        return {"env": env, **preset_values("extract", env, preset)}
+    """The stage's config: flags, over the run's saved extract settings (or else the preset)."""
 
-    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__, presets)
+    def defaults(typed: dict[str, Any]) -> dict[str, Any]:
+        env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
+        saved = stage_config(typed["run"], "extract")
+        if saved and saved.get("env") == env and "preset" not in typed:
+            # Re-running a stage continues it: what it ran with before is the default now.
+            names = {f.name for f in fields(ExtractConfig)} - {"run"}
+            return {k: v for k, v in saved.items() if k in names}
+        preset = typed.get("preset") or ExtractConfig.preset
+        return {"env": env, "preset": preset, **preset_values("extract", env, preset)}
+
+    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__, defaults)
     validate_config(cfg)
     return cfg
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
+
+
+class Policy(Protocol):
+    """A source of actions for one episode at a time."""
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start an episode, drawing all randomness from ``rng``."""
+
+    def act(self) -> np.ndarray:
+        """The next action, float32 of shape (action_dim,) in [-1, 1]."""
 
 
 class HoldPolicy:
@@ -12,9 +23,11 @@ class HoldPolicy:
 
     def __init__(self, action_dim: int, max_hold: int = 10):
         self.action_dim, self.max_hold = action_dim, max_hold
+        self.reset(np.random.default_rng(0))
 
     def reset(self, rng: np.random.Generator) -> None:
         self._rng, self._left = rng, 0
+        self._action = np.zeros(self.action_dim, np.float32)
 
     def act(self) -> np.ndarray:
         if self._left == 0:
@@ -29,6 +42,7 @@ class BrownianPolicy:
 
     def __init__(self, action_dim: int, dt: float = 1.0 / 50.0):
         self.action_dim, self.scale = action_dim, math.sqrt(dt)
+        self.reset(np.random.default_rng(0))
 
     def reset(self, rng: np.random.Generator) -> None:
         self._rng = rng
@@ -46,6 +60,7 @@ class UniformPolicy:
 
     def __init__(self, action_dim: int):
         self.action_dim = action_dim
+        self.reset(np.random.default_rng(0))
 
     def reset(self, rng: np.random.Generator) -> None:
         self._rng = rng
@@ -54,11 +69,16 @@ class UniformPolicy:
         return self._rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
 
 
-POLICIES = {"hold": HoldPolicy, "brownian": BrownianPolicy, "uniform": UniformPolicy}
+POLICIES: dict[str, type[HoldPolicy | BrownianPolicy | UniformPolicy]] = {
+    "hold": HoldPolicy,
+    "brownian": BrownianPolicy,
+    "uniform": UniformPolicy,
+}
 POLICY_NAMES = list(POLICIES)
 
 
-def make_policy(name: str, action_dim: int) -> HoldPolicy | BrownianPolicy | UniformPolicy:
+def make_policy(name: str, action_dim: int) -> Policy:
+    """A random policy by name, for actions of ``action_dim`` dimensions."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
     return POLICIES[name](action_dim)

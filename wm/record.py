@@ -42,6 +42,8 @@ class EpisodeFileError(WMError):
 
 @dataclass
 class Episode:
+    """One episode's arrays (see the module docstring) and its metadata."""
+
     obs: np.ndarray
     action: np.ndarray
     reward: np.ndarray
@@ -58,6 +60,7 @@ class Episode:
 
 
 def episode_path(record_dir: str | Path, index: int) -> Path:
+    """Where episode ``index`` lives in a record directory."""
     return Path(record_dir) / f"episode_{index:06d}.npz"
 
 
@@ -174,6 +177,10 @@ def iter_frame_batches(
     ``episodes_in_memory`` episodes held at a time, so a batch mixes many episodes. Memory does not
     grow with the size of the data set. The last batch may be smaller.
     """
+    if batch_size < 1 or episodes_in_memory < 1:
+        raise ValueError(
+            f"batch_size ({batch_size}) and episodes_in_memory ({episodes_in_memory}) must be >= 1"
+        )
     order = rng.permutation(len(paths)) if rng is not None else np.arange(len(paths))
     carry = np.empty((0, *FRAME_SHAPE), np.uint8)
     for start in range(0, len(order), episodes_in_memory):

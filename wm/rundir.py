@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,31 @@ def load_config(run: str | Path) -> dict[str, Any] | None:
         config = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise WMError(f"{path}: unreadable run config ({err}); fix or remove it") from err
-    if not isinstance(config, dict) or "stages" not in config:
-        raise WMError(f"{path}: not a run config (no 'stages'); fix or remove it")
+    stages = config.get("stages") if isinstance(config, dict) else None
+    if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+        raise WMError(f"{path}: not a run config (no 'stages' object of objects); fix or remove it")
     return config
+
+
+def stage_config(run: str | Path, stage: str) -> dict[str, Any] | None:
+    """The settings a stage last ran with in this run directory, or None."""
+    config = load_config(run)
+    return config["stages"].get(stage) if config else None
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold ``DIRECTORY/.lock`` exclusively, so that two jobs never write one directory at once."""
+    path = directory / ".lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise WMError(f"{directory} is in use by another job (it holds {path}); wait or stop it") from err
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def make_stage_dir(run: str | Path, stage_dir: str) -> Path:
