@@ -23,13 +23,16 @@ def stage_env() -> dict[str, str]:
     return env
 
 
-def run_python(args: list[str], ranks: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_python(
+    args: list[str], ranks: int = 1, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``python ARGS`` as one process (ranks=1) or under ``mpirun -n RANKS``; output captured."""
     command = [sys.executable, *args]
     if ranks > 1:
         command = [*mpirun_command(ranks), *command]
     return subprocess.run(
-        command, cwd=ROOT, env=stage_env(), capture_output=True, text=True, timeout=timeout
+        command, cwd=ROOT, env={**stage_env(), **(env or {})}, capture_output=True, text=True,
+        timeout=timeout,
     )
 
 
@@ -37,7 +40,7 @@ def run_python(args: list[str], ranks: int = 1, timeout: float = 300) -> subproc
 def run_stage():
     """Run ``python -m wm.<stage> ARGS`` and return the finished process."""
 
-    def run(stage: str, *args: str, ranks: int = 1, timeout: float = 300):
-        return run_python(["-m", f"wm.{stage}", *args], ranks=ranks, timeout=timeout)
+    def run(stage: str, *args: str, ranks: int = 1, timeout: float = 300, env: dict | None = None):
+        return run_python(["-m", f"wm.{stage}", *args], ranks=ranks, timeout=timeout, env=env)
 
     return run

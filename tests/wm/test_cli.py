@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from wm import cli
-from wm.config import ExtractConfig, preset_values
+from wm.config import EXTRACT_DATA_FIELDS, ExtractConfig
+from wm.extract import parse_config
+from wm.rundir import save_stage_config
 
 
 @dataclass
@@ -96,16 +98,25 @@ def test_help_shows_defaults(capsys):
 
 
 def test_extract_config_layers(tmp_path):
-    def presets(typed):
-        return {"env": typed["env"], **preset_values("extract", typed["env"], typed.get("preset", "small"))}
-
     argv = ["--run", str(tmp_path), "--env", "carracing", "--preset", "quick", "--episodes", "3"]
-    cfg, typed = cli.parse(ExtractConfig, argv, "extract", "", presets)
+    cfg = parse_config(argv)
     assert cfg.episodes == 3  # flag
     assert (cfg.policy, cfg.max_steps) == ("brownian", 300)  # the quick carracing preset
     assert (cfg.seed, cfg.log_every) == (0, 10.0)  # dataclass defaults
-    assert typed == {"run", "env", "preset", "episodes"}
     assert "--max-steps" in cli.build_parser(ExtractConfig, "extract", "").format_help()
+
+
+def test_extract_config_defaults_come_from_the_run(tmp_path):
+    assert parse_config(["--run", str(tmp_path)]).env == "doom"  # a new run: the default env
+    saved = {"env": "carracing", "preset": "quick", "episodes": 5, "policy": "uniform",
+             "max_steps": 77, "seed": 9, "log_every": 1.0, "run": "elsewhere"}
+    save_stage_config(tmp_path, "extract", saved, EXTRACT_DATA_FIELDS)
+    cfg = parse_config(["--run", str(tmp_path)])
+    assert (cfg.env, cfg.episodes, cfg.policy, cfg.max_steps, cfg.seed) == ("carracing", 5, "uniform", 77, 9)
+    assert cfg.run == str(tmp_path)  # never taken from the file
+    assert parse_config(["--run", str(tmp_path), "--episodes", "8"]).episodes == 8  # flags still win
+    fresh = parse_config(["--run", str(tmp_path), "--preset", "small"])  # a preset asked for: its values
+    assert (fresh.episodes, fresh.policy, fresh.max_steps) == (200, "brownian", 1000)
 
 
 def test_extract_config_unknown_choice_exits_2(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from tests.conftest import ROOT, stage_env
 from wm.extract import episode_seeds
 from wm.record import episode_path, list_episodes, read_episode
+from wm.rundir import locked
 
 DOOM_QUICK = ["--env", "doom", "--max-steps", "60", "--seed", "3"]
 
@@ -89,6 +91,9 @@ def test_changing_data_fields_is_refused(tmp_path, run_stage):
         (["--episodes", "-3"], "--episodes must be at least 1"),
         (["--max-steps", "0"], "--max-steps must be at least 1"),
         (["--episodes", "two"], "invalid int value"),
+        (["--log-every", "-1"], "--log-every must be a non-negative number"),
+        (["--log-every", "nan"], "--log-every must be a non-negative number"),
+        (["--seed", "-1"], "--seed must be non-negative"),
     ],
 )
 def test_bad_flags_give_one_clear_line(tmp_path, run_stage, args, message):
@@ -121,17 +126,19 @@ def test_unwritable_run_directory(tmp_path, run_stage):
 def test_ctrl_c_leaves_no_partial_file_and_the_next_run_continues(tmp_path, run_stage):
     run = tmp_path / "run"
     args = ["-m", "wm.extract", "--run", str(run), "--episodes", "40", "--env", "doom"]
+    # A new session, so that SIGINT goes to the whole process group (the ViZDoom engine included),
+    # as a Ctrl-C in a terminal does.
     proc = subprocess.Popen(
         [sys.executable, *args], cwd=ROOT, env=stage_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while len(list_episodes(run / "record")) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
+    assert "interrupted" in err and "run the same command again" in err and "Traceback" not in err
     written = list_episodes(run / "record")
     assert 2 <= len(written) < 40
     assert not list((run / "record").glob(".*.tmp"))
@@ -139,6 +146,57 @@ def test_ctrl_c_leaves_no_partial_file_and_the_next_run_continues(tmp_path, run_
         read_episode(path)  # every file under a final name is complete
 
     # The next run keeps what was written and makes the rest (short episodes to keep it quick).
-    again = run_stage("extract", "--run", str(run), "--episodes", str(len(written) + 2), "--env", "doom")
+    again = run_stage("extract", "--run", str(run), "--episodes", str(len(written) + 2))
     assert again.returncode == 0, again.stderr
     assert summary(run)["kept"] == len(written) and summary(run)["made"] == 2
+
+
+def test_a_plain_rerun_continues_with_the_runs_settings(tmp_path, run_stage):
+    run = str(tmp_path / "run")
+    first = run_stage("extract", "--run", run, "--preset", "quick", "--episodes", "2", *DOOM_QUICK)
+    assert first.returncode == 0, first.stderr
+    plain = run_stage("extract", "--run", run)  # not the default preset: the run's own settings
+    assert plain.returncode == 0, plain.stderr
+    assert "2 episodes kept, 0 to make" in plain.stdout
+    more = run_stage("extract", "--run", run, "--episodes", "3")
+    assert more.returncode == 0, more.stderr
+    s = summary(tmp_path / "run")
+    assert (s["episodes"], s["kept"], s["made"], s["max_steps"], s["seed"]) == (3, 2, 1, 60, 3)
+
+
+def test_a_second_job_on_the_same_run_is_refused(tmp_path, run_stage):
+    record = tmp_path / "run" / "record"
+    record.mkdir(parents=True)
+    with locked(record):
+        done = run_stage("extract", "--run", str(tmp_path / "run"), "--episodes", "1", *DOOM_QUICK)
+    assert done.returncode != 0
+    assert "in use by another job" in done.stderr and "Traceback" not in done.stderr
+    assert list_episodes(record) == []
+
+
+@pytest.mark.parametrize(
+    "config", ['{"stages": [], "env": "doom"}', '{"stages": {"extract": 3}}', "{not json"]
+)
+def test_a_broken_config_json_is_one_line(tmp_path, run_stage, config):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(config)
+    done = run_stage("extract", "--run", str(tmp_path / "run"), "--episodes", "1", *DOOM_QUICK)
+    assert done.returncode != 0
+    assert "config.json" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "run" / "config.json").read_text() == config  # left as it was
+
+
+def test_an_episode_path_that_is_a_directory_is_one_line(tmp_path, run_stage):
+    episode_path(tmp_path / "run" / "record", 0).mkdir(parents=True)
+    done = run_stage("extract", "--run", str(tmp_path / "run"), "--episodes", "1", *DOOM_QUICK)
+    assert done.returncode != 0
+    assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_srun_without_mpi_is_refused(tmp_path, run_stage):
+    done = run_stage("extract", "--run", str(tmp_path / "run"), "--episodes", "1", *DOOM_QUICK,
+                     env={"SLURM_STEP_NUM_TASKS": "4"})
+    assert done.returncode != 0
+    assert "srun started 4 tasks without MPI" in done.stderr
+    assert not (tmp_path / "run").exists()

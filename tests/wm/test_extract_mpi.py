@@ -51,9 +51,19 @@ def test_mpirun_two_ranks_extracts_the_same_data_and_resumes(tmp_path, run_stage
 
 
 def test_mpirun_bad_flag_is_one_line_and_every_rank_exits(tmp_path, run_stage):
-    done = run_stage("extract", "--run", str(tmp_path / "r"), "--episodes", "0", ranks=2, timeout=60)
+    done = run_stage("extract", "--run", str(tmp_path / "r"), "--episodes", "0", ranks=2, timeout=90)
     assert done.returncode != 0
     assert done.stderr.count("--episodes must be at least 1") == 1
+
+
+def test_mpirun_bad_run_directory_is_one_line_without_an_abort(tmp_path, run_stage):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "record").write_text("a file where the episodes should go")
+    done = run_stage("extract", "--run", str(tmp_path / "r"), "--episodes", "2", ranks=2, timeout=90)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "exists and is not a directory" in errors[0]
+    assert "MPI_ABORT" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_interrupting_mpirun_leaves_only_complete_files_and_the_next_run_continues(tmp_path, run_stage):
