@@ -72,7 +72,13 @@ def list_episodes(record_dir: str | Path) -> list[Path]:
 def write_episode(path: str | Path, episode: Episode) -> None:
     """Validate ``episode`` and write it compressed, atomically."""
     _validate(episode, path)
-    arrays = {
+    arrays = episode_arrays(episode)
+    atomic_write(path, lambda f: _savez(f, arrays))
+
+
+def episode_arrays(episode: Episode) -> dict[str, np.ndarray]:
+    """The arrays an episode file holds, by key (meta as a JSON string array)."""
+    return {
         "obs": episode.obs,
         "action": episode.action,
         "reward": episode.reward,
@@ -80,7 +86,6 @@ def write_episode(path: str | Path, episode: Episode) -> None:
         "truncated": episode.truncated,
         "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, **episode.meta})),
     }
-    atomic_write(path, lambda f: _savez(f, arrays))
 
 
 def _savez(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:

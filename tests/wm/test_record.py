@@ -17,6 +17,7 @@ from wm.record import (
     FORMAT_VERSION,
     Episode,
     EpisodeFileError,
+    episode_arrays,
     episode_path,
     iter_frame_batches,
     list_episodes,
@@ -56,14 +57,7 @@ def frame_code(frame: np.ndarray) -> tuple[int, int]:
 
 def raw_arrays(episode: Episode) -> dict[str, np.ndarray]:
     """What write_episode would store, as a dict to spoil before np.savez bypasses validation."""
-    return {
-        "obs": episode.obs,
-        "action": episode.action,
-        "reward": episode.reward,
-        "terminated": episode.terminated,
-        "truncated": episode.truncated,
-        "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, **episode.meta})),
-    }
+    return episode_arrays(episode)
 
 
 def save_raw(path: Path, **changes) -> Path:
