@@ -27,7 +27,7 @@ _LAUNCHER_VARS = (
     ("PMIX_RANK", None),  # PMIx launchers (srun --mpi=pmix); no size variable
 )
 _POLL_S = 0.002  # sleep between polls while waiting: ~0% CPU, <= 2 ms extra latency
-_TAG_TALLY = 77
+_TAG_TALLY, _TAG_ASK, _TAG_GIVE = 77, 78, 79
 _ROOT_REPORT_WAIT_S = 60.0
 
 
@@ -164,6 +164,74 @@ class Comm:
         if self._comm is not None and self.size > 1:
             self._comm.Abort(code)
         return code
+
+
+class WorkQueue:
+    """Hands out work items to ranks as they become free, so uneven items leave no rank idle.
+
+    Rank 0 holds the queue and works too: it answers the other ranks whenever it calls
+    :meth:`serve` (one non-blocking probe: cheap enough to call every step of a long task). Each
+    other rank asks for its next item as soon as it starts one, so the answer is waiting when it
+    finishes. Every item is handed out exactly once; which rank gets it depends on timing.
+    """
+
+    def __init__(self, comm: Comm, items: Iterable[Any]):
+        self.comm = comm
+        self._items = list(items) if comm.is_root else []
+        self._next = 0
+        self._stopped = 0  # on rank 0: ranks told there is no more work
+        self._ask: Any = None  # elsewhere: the outstanding request for the next item
+        self._sends: list[Any] = []
+
+    def _take(self) -> Any:
+        if self._next >= len(self._items):
+            return None
+        self._next += 1
+        return self._items[self._next - 1]
+
+    def serve(self) -> None:
+        """On rank 0: answer every rank that has asked for work (never blocks)."""
+        mpi = self.comm._comm
+        if mpi is None or not self.comm.is_root:
+            return
+        while mpi.iprobe(source=-1, tag=_TAG_ASK):
+            status = _status()
+            mpi.recv(source=-1, tag=_TAG_ASK, status=status)
+            item = self._take()
+            self._stopped += item is None
+            self._sends.append(mpi.isend(item, dest=status.Get_source(), tag=_TAG_GIVE))
+
+    def next(self) -> Any:
+        """The next item for this rank, or None when the queue is empty (then call :meth:`done`)."""
+        mpi = self.comm._comm
+        if self.comm.is_root:
+            self.serve()
+            return self._take()
+        if self._ask is None:
+            self._ask = mpi.isend(None, dest=0, tag=_TAG_ASK)
+        item = self.comm._wait(mpi.irecv(source=0, tag=_TAG_GIVE))
+        self.comm._wait(self._ask)
+        # Ask for the following item now, while this one is being worked on.
+        self._ask = mpi.isend(None, dest=0, tag=_TAG_ASK) if item is not None else None
+        return item
+
+    def done(self) -> bool:
+        """On rank 0: every other rank has been told there is no more work."""
+        if not self.comm.is_root:
+            return True
+        self.serve()
+        finished = self._stopped == self.comm.size - 1 and self._next >= len(self._items)
+        if finished:
+            for request in self._sends:
+                self.comm._wait(request)
+            self._sends = []
+        return finished
+
+
+def _status() -> Any:
+    from mpi4py import MPI
+
+    return MPI.Status()
 
 
 def _check_slurm_step() -> None:

@@ -1,4 +1,4 @@
-"""Stage 1: collect random-policy episodes into RUN/record/, split over MPI ranks.
+"""Stage 1: collect random-policy episodes into RUN/record/, handed out to MPI ranks.
 
     mpirun -n 4 python -m wm.extract --run runs/doom --env doom --episodes 1000
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import fields
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from es.mpi import Comm, run_ranks, single_thread, usage_error
+from es.mpi import Comm, WorkQueue, run_ranks, single_thread, usage_error
 from wm import cli
 from wm.config import (
     DEFAULT_ENV,
@@ -48,8 +49,11 @@ def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
     return int(env_seq.generate_state(1)[0] % 2**31), np.random.default_rng(policy_seq)
 
 
-def run_episode(env: gym.Env, policy: Policy, seed: int, index: int) -> Episode:
-    """Play one episode with a random policy and return it as recorded."""
+def run_episode(
+    env: gym.Env, policy: Policy, seed: int, index: int, on_step: Callable[[], None] | None = None
+) -> Episode:
+    """Play one episode with a random policy and return it as recorded; ``on_step`` is called
+    after every step (rank 0 answers other ranks' requests for work there)."""
     env_seed, rng = episode_seeds(seed, index)
     obs, _ = env.reset(seed=env_seed)
     policy.reset(rng)
@@ -64,6 +68,8 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, index: int) -> Episode:
         terminateds.append(terminated)
         truncateds.append(truncated)
         done = terminated or truncated
+        if on_step is not None:
+            on_step()
     return Episode(
         obs=np.stack(frames),
         action=np.stack(actions).astype(np.float32),
@@ -152,9 +158,11 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
     policy = make_policy(cfg.policy, env.action_space.shape[0])
     progress = Progress("extract", len(todo), "episodes", "frames", every=cfg.log_every)
     made: list[tuple[int, int, float]] = []
+    # Episodes are handed out as ranks become free: Doom episodes last 100 to 2100 steps.
+    queue = WorkQueue(comm, todo)
     try:
-        for i in todo[comm.rank :: comm.size]:
-            episode = run_episode(env, policy, cfg.seed, i)
+        while (i := queue.next()) is not None:
+            episode = run_episode(env, policy, cfg.seed, i, on_step=queue.serve)
             episode.meta = {**expect, "index": i, "steps": len(episode)}
             write_episode(episode_path(record, i), episode)
             made.append((i, len(episode), episode.total_reward))
@@ -167,10 +175,10 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
     finally:
         env.close()
     if comm.is_root:
-        while progress.done < len(todo):  # wait for the other ranks' last episodes
+        while not queue.done() or progress.done < len(todo):  # the other ranks' last episodes
             for frames in comm.collect():
                 progress.update(done=1, count=frames)
-            time.sleep(0.05)
+            time.sleep(0.01)
     else:
         comm.flush_reports()
 

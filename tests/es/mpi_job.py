@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from es.mpi import Comm, run_ranks
+from es.mpi import Comm, WorkQueue, run_ranks
 
 
 class JobError(Exception):
@@ -30,6 +30,21 @@ def job(mode: str, comm: Comm) -> None:
         if comm.is_root:
             print(json.dumps({"size": comm.size, "values": values, "token": token,
                               "reports": sorted(got)}))
+    elif mode == "queue":
+        # Item 0 takes 1 s, the 30 others 0.02 s each: a rank that draws item 0 should do little else.
+        queue = WorkQueue(comm, range(31))
+        mine = []
+        while (item := queue.next()) is not None:
+            end = time.monotonic() + (1.0 if item == 0 else 0.02)
+            while time.monotonic() < end:
+                queue.serve()  # rank 0 answers the others while it works
+                time.sleep(0.001)
+            mine.append(item)
+        while not queue.done():
+            time.sleep(0.001)
+        done = comm.allgather(mine)
+        if comm.is_root:
+            print(json.dumps({"per_rank": done}))
     elif mode == "crash":
         if comm.rank == 1:
             raise ZeroDivisionError("boom on purpose")

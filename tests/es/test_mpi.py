@@ -34,6 +34,19 @@ def test_collectives_and_reports_over_three_ranks():
     assert out["reports"] == [[r, i] for r in range(3) for i in range(3)]
 
 
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_work_queue_hands_out_every_item_once_to_whoever_is_free(ranks):
+    done = job("queue", ranks=ranks)
+    assert done.returncode == 0, done.stderr
+    per_rank = json.loads(done.stdout)["per_rank"]
+    assert sorted(i for items in per_rank for i in items) == list(range(31))
+    if ranks > 1:
+        # The rank busy with the 1 s item did few others; a fixed split would give it a third.
+        busy = next(items for items in per_rank if 0 in items)
+        assert len(busy) <= 4, per_rank
+        assert all(len(items) >= 8 for items in per_rank if 0 not in items), per_rank
+
+
 def test_a_crash_on_one_rank_ends_every_rank_with_its_traceback():
     done = job("crash")  # the timeout turns a hang into a failure
     assert done.returncode != 0
