@@ -1,6 +1,6 @@
 """Env steps per second for each env, and extraction throughput with 1 vs 2 MPI ranks.
 
-    python benchmarks/env_speed.py [--steps-doom 4000] [--steps-carracing 600] [--ranks 2]
+    python benchmarks/env_speed.py [--steps-doom 4000] [--steps-carracing 600] [--ranks 2] [--repeats 3]
 
 Prints one line per figure. Speeds depend on the machine; the rank ratio is the portable figure.
 """
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--steps-doom", type=int, default=4000)
     parser.add_argument("--steps-carracing", type=int, default=600)
     parser.add_argument("--ranks", type=int, default=2, help="ranks to compare with 1")
+    parser.add_argument("--repeats", type=int, default=3, help="extraction runs per rank count")
     args = parser.parse_args()
     single_thread()
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
@@ -79,10 +80,16 @@ def main() -> None:
               f"{record_rate:,.0f} steps/s (1 process, {steps} steps)")
     jobs = {"doom": (32, 2100), "carracing": (4 * args.ranks, 250)}
     for env_name, (episodes, max_steps) in jobs.items():
-        one, check_one = extraction_rates(env_name, 1, episodes, max_steps)
-        many, check_many = extraction_rates(env_name, args.ranks, episodes, max_steps)
-        print(f"{env_name} extraction ({episodes} episodes, cap {max_steps}): 1 rank {one:,.0f} "
-              f"frames/s; {args.ranks} ranks {many:,.0f} frames/s; ratio {many / one:.2f}x")
+        # Alternate 1 and N ranks and take medians: this machine's speed drifts between runs.
+        runs: dict[int, list[tuple[float, float]]] = {1: [], args.ranks: []}
+        for _ in range(args.repeats):
+            for ranks in runs:
+                runs[ranks].append(extraction_rates(env_name, ranks, episodes, max_steps))
+        one, check_one = np.median(runs[1], axis=0)
+        many, check_many = np.median(runs[args.ranks], axis=0)
+        print(f"{env_name} extraction ({episodes} episodes, cap {max_steps}, median of {args.repeats}): "
+              f"1 rank {one:,.0f} frames/s; {args.ranks} ranks {many:,.0f} frames/s; "
+              f"ratio {many / one:.2f}x")
         print(f"{env_name} resume check (validate every file): 1 rank {check_one:,.0f} frames/s; "
               f"{args.ranks} ranks {check_many:,.0f} frames/s")
 

@@ -170,9 +170,10 @@ class WorkQueue:
     """Hands out work items to ranks as they become free, so uneven items leave no rank idle.
 
     Rank 0 holds the queue and works too: it answers the other ranks whenever it calls
-    :meth:`serve` (one non-blocking probe: cheap enough to call every step of a long task). Each
-    other rank asks for its next item as soon as it starts one, so the answer is waiting when it
-    finishes. Every item is handed out exactly once; which rank gets it depends on timing.
+    :meth:`serve` (one non-blocking probe: cheap enough to call every step of a long task), so a
+    rank asking for work waits at most one of rank 0's steps. Ranks ask only when free: reserving
+    an item ahead would leave the last items queued behind busy ranks while others idle. Every item
+    is handed out exactly once; which rank gets it depends on timing.
     """
 
     def __init__(self, comm: Comm, items: Iterable[Any]):
@@ -180,7 +181,6 @@ class WorkQueue:
         self._items = list(items) if comm.is_root else []
         self._next = 0
         self._stopped = 0  # on rank 0: ranks told there is no more work
-        self._ask: Any = None  # elsewhere: the outstanding request for the next item
         self._sends: list[Any] = []
 
     def _take(self) -> Any:
@@ -207,12 +207,9 @@ class WorkQueue:
         if self.comm.is_root:
             self.serve()
             return self._take()
-        if self._ask is None:
-            self._ask = mpi.isend(None, dest=0, tag=_TAG_ASK)
+        ask = mpi.isend(None, dest=0, tag=_TAG_ASK)
         item = self.comm._wait(mpi.irecv(source=0, tag=_TAG_GIVE))
-        self.comm._wait(self._ask)
-        # Ask for the following item now, while this one is being worked on.
-        self._ask = mpi.isend(None, dest=0, tag=_TAG_ASK) if item is not None else None
+        self.comm._wait(ask)
         return item
 
     def done(self) -> bool:
