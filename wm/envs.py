@@ -131,6 +131,17 @@ def _ctrl_c_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def _working_directory(path: str) -> Iterator[None]:
+    """Run the block in ``path`` (so a child process started there inherits it), then go back."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 class DoomTakeCoverEnv(_FrameEnv):
     """ViZDoom's own TakeCover scenario: dodge fireballs; +1 per tic survived; 2100-tic cap."""
 
@@ -139,7 +150,7 @@ class DoomTakeCoverEnv(_FrameEnv):
         import vizdoom as vzd
 
         self._engine_died = vzd.ViZDoomUnexpectedExitException
-        # ViZDoom writes a settings file, by default into the working directory: give it a private one.
+        # ViZDoom writes a settings file, by default into the working directory: give it a private dir.
         self._settings_dir = tempfile.mkdtemp(prefix="wm-vizdoom-")
         game = vzd.DoomGame()
         game.load_config(os.path.join(vzd.scenarios_path, "take_cover.cfg"))
@@ -149,7 +160,9 @@ class DoomTakeCoverEnv(_FrameEnv):
         game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
         game.set_episode_timeout(0)  # no game-side timeout: the cap is ours, reported as truncated
-        with _ctrl_c_ignored():
+        # The engine also makes ./_vizdoom/ in its working directory (two ranks starting at once in
+        # one directory race on it, and the loser crashes): start it in the private directory.
+        with _ctrl_c_ignored(), _working_directory(self._settings_dir):
             game.init()
         self._game = game
         self._last = np.zeros(FRAME_SHAPE, np.uint8)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -260,3 +263,15 @@ def test_doom_standing_still_dies_with_one_reward_per_tic():
     assert rewards == [1.0] * len(rewards)
     # After death the last frame stands in for the missing one.
     np.testing.assert_array_equal(frames[-1], frames[-2])
+
+
+def test_doom_engines_started_together_leave_the_working_directory_alone(tmp_path):
+    # Two ranks starting ViZDoom at once in one directory used to race on ./_vizdoom/ (one crashed).
+    code = "from wm.envs import make_env; e = make_env('doom'); e.reset(seed=1); e.step([0.0]); e.close()"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    assert list(tmp_path.iterdir()) == []
