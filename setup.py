@@ -25,6 +25,7 @@ setup(
         "vizdoom>=1.2",
         "mpi4py>=3.1",
         "cma>=3.3",
+        "tensorboard>=2.10",
     ],
     extras_require={
         # A self-contained Open MPI from PyPI: gives `mpirun` inside the virtual environment.
@@ -34,6 +35,7 @@ setup(
     entry_points={
         "console_scripts": [
             "wm-extract=wm.extract:main",
+            "wm-vae-train=wm.vae_train:main",
         ],
     },
 )

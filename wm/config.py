@@ -13,24 +13,46 @@ from typing import Any
 from wm.cli import arg
 from wm.envs import ENV_NAMES
 from wm.policies import POLICY_NAMES
+from wm.rundir import run_env, stage_config
 
 PRESET_NAMES = ["paper", "small", "quick"]
 DEFAULT_ENV = "doom"
 DEFAULT_PRESET = "small"
 
 # Per env and preset, per stage: the values that differ from the stage dataclass's defaults.
+_DOOM_VAE = {"z_size": 64}
+_CARRACING_VAE = {"z_size": 32}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
-        # The original: 64 workers x 200 episodes, uniform action held 1-10 tics, 2100-tic cap.
-        "paper": {"extract": {"episodes": 12800, "policy": "hold", "max_steps": 2100}},
-        "small": {"extract": {"episodes": 1000, "policy": "hold", "max_steps": 2100}},
-        "quick": {"extract": {"episodes": 64, "policy": "hold", "max_steps": 2100}},
+        # The original: 64 workers x 200 episodes, uniform action held 1-10 tics, 2100-tic cap;
+        # V for 10 epochs (the paper's text says 1).
+        "paper": {
+            "extract": {"episodes": 12800, "policy": "hold", "max_steps": 2100},
+            "vae": {**_DOOM_VAE, "epochs": 10},
+        },
+        "small": {
+            "extract": {"episodes": 1000, "policy": "hold", "max_steps": 2100},
+            "vae": {**_DOOM_VAE, "epochs": 3},
+        },
+        "quick": {
+            "extract": {"episodes": 64, "policy": "hold", "max_steps": 2100},
+            "vae": {**_DOOM_VAE, "epochs": 1},
+        },
     },
     "carracing": {
         # The original: 64 workers x 200 episodes of 1000 frames.
-        "paper": {"extract": {"episodes": 12800, "policy": "brownian", "max_steps": 1000}},
-        "small": {"extract": {"episodes": 200, "policy": "brownian", "max_steps": 1000}},
-        "quick": {"extract": {"episodes": 8, "policy": "brownian", "max_steps": 300}},
+        "paper": {
+            "extract": {"episodes": 12800, "policy": "brownian", "max_steps": 1000},
+            "vae": {**_CARRACING_VAE, "epochs": 10},
+        },
+        "small": {
+            "extract": {"episodes": 200, "policy": "brownian", "max_steps": 1000},
+            "vae": {**_CARRACING_VAE, "epochs": 3},
+        },
+        "quick": {
+            "extract": {"episodes": 8, "policy": "brownian", "max_steps": 300},
+            "vae": {**_CARRACING_VAE, "epochs": 1},
+        },
     },
 }
 
@@ -77,9 +99,47 @@ class ExtractConfig:
 EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "seed")
 
 
+@dataclass
+class VAETrainConfig:
+    """Train V (the ConvVAE) on the run's episode frames, streamed from RUN/record/."""
+
+    run: str | None = arg(None, "run directory; reads RUN/record/, writes RUN/vae/", required=True)
+    env: str | None = arg(None, "environment; default: the run's", choices=ENV_NAMES)
+    preset: str = arg(DEFAULT_PRESET, "preset that sets the other fields", choices=PRESET_NAMES)
+    epochs: int | None = arg(
+        None, "passes over all frames; raise it to train on" + preset_note("vae", "epochs")
+    )
+    z_size: int | None = arg(None, "latent size" + preset_note("vae", "z_size"))
+    batch_size: int = arg(100, "frames per batch")
+    lr: float = arg(1e-4, "Adam learning rate")
+    kl_tolerance: float = arg(0.5, "KL floor per latent dimension, in nats")
+    shuffle_episodes: int = arg(16, "episodes held in memory at once; frames are shuffled across them")
+    device: str = arg("auto", "auto (a GPU if present), cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int = arg(0, "CPU threads for torch (0: all cores)")
+    seed: int = arg(0, "seed of the weights' initialisation and of the data order")
+    log_every: float = arg(10.0, "seconds between progress lines")
+    fresh: bool = arg(False, "start over: move this run's earlier V outputs to RUN/vae/previous-*/")
+
+
+# Changing these mid-training would mix two different trainings: --fresh starts over instead.
+VAE_FIXED_FIELDS = ("env", "z_size", "batch_size", "lr", "kl_tolerance", "seed")
+
+
 def preset_values(stage: str, env: str, preset: str) -> dict[str, Any]:
     """The preset's fields for one stage (empty when the preset sets none)."""
     return dict(PRESETS[env][preset].get(stage, {}))
+
+
+def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, Any]:
+    """Values for the fields the user did not type: the stage's saved settings in this run when it
+    ran before (so re-running continues it), else the preset's (``--preset`` asks for the preset)."""
+    env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
+    saved = stage_config(typed["run"], stage)
+    if saved and saved.get("env") == env and "preset" not in typed and not typed.get("fresh"):
+        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh"}
+        return {k: v for k, v in saved.items() if k in names}
+    preset = typed.get("preset") or DEFAULT_PRESET
+    return {"env": env, "preset": preset, **preset_values(stage, env, preset)}
 
 
 def as_dict(config: Any) -> dict[str, Any]:

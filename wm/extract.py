@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,11 +23,10 @@ import numpy as np
 from es.mpi import Comm, WorkQueue, run_ranks, single_thread, usage_error
 from wm import cli
 from wm.config import (
-    DEFAULT_ENV,
     EXTRACT_DATA_FIELDS,
     ExtractConfig,
     as_dict,
-    preset_values,
+    resolve_defaults,
 )
 from wm.envs import make_env
 from wm.errors import WMError
@@ -36,10 +34,8 @@ from wm.files import remove_stale_temps, write_json
 from wm.policies import Policy, make_policy
 from wm.progress import Progress, format_duration
 from wm.record import Episode, EpisodeFileError, episode_path, read_episode, write_episode
-from wm.rundir import locked, make_stage_dir, run_env, save_stage_config, stage_config
-
-RECORD_DIR = "record"
-SUMMARY_NAME = "summary.json"
+from wm.recordset import RECORD_DIR, SUMMARY_NAME
+from wm.rundir import locked, make_stage_dir, save_stage_config
 
 
 def episode_seeds(seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -217,17 +213,8 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
 def parse_config(argv: list[str] | None) -> ExtractConfig:
     """The stage's config: flags, over the run's saved extract settings (or else the preset)."""
 
-    def defaults(typed: dict[str, Any]) -> dict[str, Any]:
-        env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
-        saved = stage_config(typed["run"], "extract")
-        if saved and saved.get("env") == env and "preset" not in typed:
-            # Re-running a stage continues it: what it ran with before is the default now.
-            names = {f.name for f in fields(ExtractConfig)} - {"run"}
-            return {k: v for k, v in saved.items() if k in names}
-        preset = typed.get("preset") or ExtractConfig.preset
-        return {"env": env, "preset": preset, **preset_values("extract", env, preset)}
-
-    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__, defaults)
+    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__,
+                       lambda typed: resolve_defaults("extract", ExtractConfig, typed))
     validate_config(cfg)
     return cfg
 

@@ -1,0 +1,236 @@
+"""What V and M training share: device choice, weights files, checkpoints, metric logs, the epoch loop.
+
+A stage describes its model, optimizer, batches and one optimisation step; :func:`train` runs the
+epochs with a checkpoint after each (weights, optimizer, epoch, RNG state, written atomically),
+resumes from it when the same command runs again, stops cleanly on a NaN loss keeping the last good
+checkpoint, and logs every step to CSV and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from wm.errors import WMError
+from wm.files import atomic_write
+from wm.progress import format_duration
+
+WEIGHTS_FORMAT = "wm-weights-1"
+CHECKPOINT_FORMAT = "wm-checkpoint-1"
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (a GPU when there is one), ``cpu`` or ``cuda``; one clear error for a missing GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise WMError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise WMError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def _save_torch(path: Path, obj: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+
+def _load_torch(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise WMError(f"{path}: no {what} here")
+    try:
+        # weights_only: tensors and plain values only, no code is unpickled from the file.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise WMError(f"{path}: not a readable {what} ({type(err).__name__}: {err})") from err
+
+
+def save_weights(path: Path, kind: str, config: dict[str, Any], model: nn.Module, **info: Any) -> None:
+    """Model weights with the config that shapes them (loads with ``weights_only=True``)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _save_torch(path, {"format": WEIGHTS_FORMAT, "kind": kind, "config": config, "state_dict": state,
+                       "info": info})
+
+
+def load_weights(path: Path, kind: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A weights file's contents, checked: the right kind of model, and ``config`` if given."""
+    data = _load_torch(path, f"{kind} weights file")
+    if data.get("format") != WEIGHTS_FORMAT or data.get("kind") != kind:
+        raise WMError(f"{path}: not {kind} weights (found {data.get('kind')!r}, {data.get('format')!r})")
+    if config is not None:
+        for key, want in config.items():
+            have = data["config"].get(key)
+            if have != want:
+                raise WMError(f"{path}: these {kind} weights have {key}={have!r}, but {want!r} is needed")
+    return data
+
+
+class MetricsLog:
+    """Scalars per step to ``metrics.csv`` (always) and TensorBoard (when installed)."""
+
+    def __init__(self, directory: Path, fields: list[str], resume_after_step: int):
+        self.path = directory / "metrics.csv"
+        self.fields = ["step", "epoch", "wall_s", *fields]
+        self._keep_rows(resume_after_step)
+        new = not self.path.exists()
+        self._file = open(self.path, "a", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=self.fields)
+        if new:
+            self._csv.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb: Any = SummaryWriter(str(directory / "tensorboard"), purge_step=resume_after_step + 1)
+        except ImportError:  # TensorBoard is optional; the CSV holds the same numbers
+            self._tb = None
+
+    def _keep_rows(self, last_step: int) -> None:
+        """On resume, drop rows logged after the checkpoint (they will be logged again)."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, step: int, epoch: int, wall_s: float, values: dict[str, float]) -> None:
+        self._csv.writerow({"step": step, "epoch": epoch, "wall_s": round(wall_s, 3), **values})
+        if self._tb is not None:
+            for key, value in values.items():
+                self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+@dataclass
+class Training:
+    """One stage's training, described for :func:`train`."""
+
+    name: str  # "vae" or "rnn": names the files and the log lines
+    directory: Path
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    batches: Callable[[int], Iterable[Any]]  # epoch -> its batches, the same on every run
+    step: Callable[[Any], dict[str, torch.Tensor]]  # one optimiser step -> losses ("loss" first)
+    samples: Callable[[Any], int]  # how many frames/sequences a batch holds, for rates
+    sample_unit: str = "frames"
+    end_of_epoch: Callable[[int], None] = lambda epoch: None
+    scheduler: Any = None
+    log_every: float = 10.0
+    extra_state: dict[str, Any] = field(default_factory=dict)  # the stage's own resumable state
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.directory / "checkpoint.pt"
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(t: Training, epoch: int, step: int) -> None:
+    _save_torch(t.checkpoint_path, {
+        "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
+        "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
+        "rng": _rng_state(), "extra": t.extra_state,
+    })
+
+
+def load_checkpoint(t: Training) -> tuple[int, int]:
+    """Restore a checkpoint into ``t``; returns (epochs done, steps done), (0, 0) when there is none."""
+    if not t.checkpoint_path.exists():
+        return 0, 0
+    data = _load_torch(t.checkpoint_path, "checkpoint")
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise WMError(f"{t.checkpoint_path}: not a checkpoint of this program; remove it or use --fresh")
+    try:
+        t.model.load_state_dict(data["model"])
+        t.optimizer.load_state_dict(data["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise WMError(f"{t.checkpoint_path}: does not fit this model ({err}); use --fresh") from err
+    if t.scheduler is not None and data.get("scheduler") is not None:
+        t.scheduler.load_state_dict(data["scheduler"])
+    _set_rng_state(data["rng"])
+    t.extra_state.clear()
+    t.extra_state.update(data.get("extra") or {})
+    return int(data["epoch"]), int(data["step"])
+
+
+def train(t: Training) -> dict[str, Any]:
+    """Run the remaining epochs of ``t``; returns a summary. A NaN loss stops with a clear error."""
+    epoch0, step = load_checkpoint(t)
+    if epoch0 >= t.epochs:
+        print(f"[{t.name}] already trained for {epoch0} epochs (asked for {t.epochs}); nothing to do",
+              flush=True)
+        return {"epochs": epoch0, "steps": step, "resumed_from": epoch0}
+    if epoch0:
+        print(f"[{t.name}] resuming after epoch {epoch0} (step {step}) from {t.checkpoint_path}",
+              flush=True)
+    log: MetricsLog | None = None
+    start = time.monotonic()
+    last: dict[str, float] = {}
+    try:
+        for epoch in range(epoch0 + 1, t.epochs + 1):
+            t.model.train()
+            seen, last_print, epoch_start = 0, time.monotonic(), time.monotonic()
+            for batch in t.batches(epoch):
+                losses = t.step(batch)
+                values = {k: float(v) for k, v in losses.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    kept = (f"the last good checkpoint (after epoch {epoch - 1}) is kept in {t.directory}"
+                            if epoch > 1 else "no epoch had finished, so there is no checkpoint")
+                    raise WMError(
+                        f"{t.name} loss is not finite at epoch {epoch}, step {step + 1} ({values}); "
+                        f"stopped: {kept}; try --fresh with a lower --lr"
+                    )
+                step += 1
+                seen += t.samples(batch)
+                if log is None:
+                    log = MetricsLog(t.directory, list(values), resume_after_step=step - 1)
+                log.write(step, epoch, time.monotonic() - start, values)
+                last = values
+                now = time.monotonic()
+                if now - last_print >= t.log_every:
+                    last_print = now
+                    rate = seen / max(now - epoch_start, 1e-9)
+                    shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+                    print(f"[{t.name}] epoch {epoch}/{t.epochs} step {step} | {shown} | "
+                          f"{rate:,.0f} {t.sample_unit}/s", flush=True)
+            save_checkpoint(t, epoch, step)
+            t.model.eval()
+            t.end_of_epoch(epoch)
+            rate = seen / max(time.monotonic() - epoch_start, 1e-9)
+            shown = " ".join(f"{k} {v:.4g}" for k, v in last.items())
+            print(f"[{t.name}] epoch {epoch}/{t.epochs} done | {shown} | {rate:,.0f} {t.sample_unit}/s | "
+                  f"{format_duration(time.monotonic() - start)}", flush=True)
+    finally:
+        if log is not None:
+            log.close()
+    return {"epochs": t.epochs, "steps": step, "resumed_from": epoch0, "last": last,
+            "seconds": round(time.monotonic() - start, 3)}
