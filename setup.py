@@ -36,6 +36,8 @@ setup(
         "console_scripts": [
             "wm-extract=wm.extract:main",
             "wm-vae-train=wm.vae_train:main",
+            "wm-series=wm.series:main",
+            "wm-rnn-train=wm.rnn_train:main",
         ],
     },
 )

@@ -22,6 +22,10 @@ DEFAULT_PRESET = "small"
 # Per env and preset, per stage: the values that differ from the stage dataclass's defaults.
 _DOOM_VAE = {"z_size": 64}
 _CARRACING_VAE = {"z_size": 32}
+# M: Doom streams episodes with state carried across batches and a decaying learning rate;
+# CarRacing trains on random windows with a constant one (REFERENCE.md section 4).
+_DOOM_RNN = {"hidden_size": 512, "seq_len": 500, "lr_decay": 0.99999, "lr_min": 1e-5}
+_CARRACING_RNN = {"hidden_size": 256, "seq_len": 999, "lr_decay": 1.0, "lr_min": 0.0}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
         # The original: 64 workers x 200 episodes, uniform action held 1-10 tics, 2100-tic cap;
@@ -29,14 +33,17 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "paper": {
             "extract": {"episodes": 12800, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 10},
+            "rnn": {**_DOOM_RNN, "epochs": 400},
         },
         "small": {
             "extract": {"episodes": 1000, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 3},
+            "rnn": {**_DOOM_RNN, "epochs": 100},
         },
         "quick": {
             "extract": {"episodes": 64, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1},
+            "rnn": {**_DOOM_RNN, "epochs": 5, "seq_len": 100},
         },
     },
     "carracing": {
@@ -44,14 +51,17 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         "paper": {
             "extract": {"episodes": 12800, "policy": "brownian", "max_steps": 1000},
             "vae": {**_CARRACING_VAE, "epochs": 10},
+            "rnn": {**_CARRACING_RNN, "epochs": 40},  # x 100 steps = the original's 4000
         },
         "small": {
             "extract": {"episodes": 200, "policy": "brownian", "max_steps": 1000},
             "vae": {**_CARRACING_VAE, "epochs": 3},
+            "rnn": {**_CARRACING_RNN, "epochs": 10},
         },
         "quick": {
             "extract": {"episodes": 8, "policy": "brownian", "max_steps": 300},
             "vae": {**_CARRACING_VAE, "epochs": 1},
+            "rnn": {**_CARRACING_RNN, "epochs": 1, "steps_per_epoch": 20, "seq_len": 100},
         },
     },
 }
@@ -123,6 +133,49 @@ class VAETrainConfig:
 
 # Changing these mid-training would mix two different trainings: --fresh starts over instead.
 VAE_FIXED_FIELDS = ("env", "z_size", "batch_size", "lr", "kl_tolerance", "seed")
+
+
+@dataclass
+class RNNTrainConfig:
+    """Train M (the MDN-RNN) on RUN/series/: predict the next latent (and, for Doom, death)."""
+
+    run: str | None = arg(None, "run directory; reads RUN/series/, writes RUN/rnn/", required=True)
+    env: str | None = arg(None, "environment; default: the run's", choices=ENV_NAMES)
+    preset: str = arg(DEFAULT_PRESET, "preset that sets the other fields", choices=PRESET_NAMES)
+    epochs: int | None = arg(
+        None, "Doom: passes over all episodes; CarRacing: blocks of --steps-per-epoch batches"
+        + preset_note("rnn", "epochs"),
+    )
+    steps_per_epoch: int = arg(100, "CarRacing only: random-window batches per epoch")
+    seq_len: int | None = arg(None, "time steps per training sequence" + preset_note("rnn", "seq_len"))
+    batch_size: int = arg(100, "sequences per batch (Doom: parallel streams of episodes)")
+    hidden_size: int | None = arg(None, "LSTM units" + preset_note("rnn", "hidden_size"))
+    num_mixtures: int = arg(5, "Gaussians per latent dimension")
+    lr: float = arg(1e-3, "Adam learning rate")
+    lr_decay: float | None = arg(None, "learning rate x this every step" + preset_note("rnn", "lr_decay"))
+    lr_min: float | None = arg(None, "floor of the decayed learning rate" + preset_note("rnn", "lr_min"))
+    grad_clip: float = arg(1.0, "clip every gradient entry to +-this (0: no clipping)")
+    done_weight: float = arg(10.0, "Doom: weight of the positive (death) steps in the done loss")
+    device: str = arg("auto", "auto (a GPU if present), cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int = arg(0, "CPU threads for torch (0: all cores)")
+    seed: int = arg(0, "seed of the weights' initialisation, the data order and the z samples")
+    log_every: float = arg(10.0, "seconds between progress lines")
+    fresh: bool = arg(False, "start over: move this run's earlier M outputs to RUN/rnn/previous-*/")
+
+
+RNN_FIXED_FIELDS = ("env", "hidden_size", "num_mixtures", "seq_len", "batch_size", "lr", "lr_decay",
+                    "lr_min", "grad_clip", "done_weight", "seed", "steps_per_epoch")
+
+
+@dataclass
+class SeriesConfig:
+    """Encode every frame of RUN/record/ with the trained V into RUN/series/ (mu, logvar per frame)."""
+
+    run: str | None = arg(None, "run directory; reads RUN/record/ and RUN/vae/vae.pt", required=True)
+    batch_size: int = arg(1000, "frames encoded at once")
+    device: str = arg("auto", "auto (a GPU if present), cpu or cuda", choices=["auto", "cpu", "cuda"])
+    threads: int = arg(0, "CPU threads for torch (0: all cores)")
+    log_every: float = arg(10.0, "seconds between progress lines")
 
 
 def preset_values(stage: str, env: str, preset: str) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""Tiny real runs, made once per test session and copied for each test that changes them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wm import extract, series, vae_train
+
+FAST = ["--threads", "1", "--log-every", "0"]
+
+
+def build_run(run: Path, env: str, episodes: int, steps: int) -> Path:
+    """Extract ``episodes`` real episodes, train V for one epoch, encode the series."""
+    assert extract.main(["--run", str(run), "--env", env, "--episodes", str(episodes), "--max-steps",
+                         str(steps), "--log-every", "100"]) == 0
+    assert vae_train.main(["--run", str(run), "--epochs", "1", "--batch-size", "40", *FAST]) == 0
+    assert series.main(["--run", str(run), *FAST]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def doom_series_run(tmp_path_factory) -> Path:
+    """A Doom run up to the series: 6 episodes of up to 60 frames."""
+    return build_run(tmp_path_factory.mktemp("doom") / "run", "doom", 6, 60)
+
+
+@pytest.fixture(scope="session")
+def carracing_series_run(tmp_path_factory) -> Path:
+    """A CarRacing run up to the series: 2 episodes of 30 frames."""
+    return build_run(tmp_path_factory.mktemp("carracing") / "run", "carracing", 2, 30)
+
+
+@pytest.fixture
+def copy_run(tmp_path):
+    """Copy a session run so a test can change it."""
+
+    def copy(run: Path, name: str = "run") -> Path:
+        target = tmp_path / name
+        shutil.copytree(run, target)
+        return target
+
+    return copy

@@ -1,0 +1,133 @@
+"""M training: batching of both kinds, clipping, learning, exact resume, and bad input."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from wm import rnn_train, series, vae_train
+from wm.mdrnn import MDRNN, MDRNNConfig
+from wm.training import load_weights
+
+SMALL = ["--hidden-size", "32", "--batch-size", "4", "--seq-len", "20", "--threads", "1", "--log-every", "0"]
+
+
+def fake_series(lengths: list[int], z: int = 2) -> list[dict]:
+    """Episodes whose mu[t, 0] encodes (episode, step) so batches can be traced back."""
+    out = []
+    for e, n in enumerate(lengths):
+        mu = np.zeros((n, z), np.float32)
+        mu[:, 0] = 100 * e + np.arange(n)
+        terminated = np.zeros(n, bool)
+        terminated[-1] = True
+        out.append({"mu": mu, "logvar": np.zeros_like(mu), "action": np.zeros((n, 1), np.float32),
+                    "terminated": terminated})
+    return out
+
+
+def test_stream_batches_flag_episode_starts_and_mask_episode_ends():
+    data = fake_series([5, 7, 4])
+    batches = list(rnn_train.stream_batches(data, batch_size=2, seq_len=3, rng=np.random.default_rng(0)))
+    assert batches[0]["first"] and not any(b["first"] for b in batches[1:])
+    codes = np.concatenate([b["mu"][:, :-1, 0] for b in batches], axis=1)
+    restart = np.concatenate([b["restart"] for b in batches], axis=1)
+    valid = np.concatenate([b["valid"] for b in batches], axis=1)
+    done = np.concatenate([b["done"] for b in batches], axis=1)
+    step_in_episode = codes % 100
+    assert np.array_equal(restart, step_in_episode == 0)  # flags exactly where episodes start
+    lengths = {0: 5, 1: 7, 2: 4}
+    last = step_in_episode == np.vectorize(lambda c: lengths[int(c) // 100] - 1)(codes)
+    assert np.array_equal(~valid, last) and np.array_equal(done, last)
+    for b in batches:  # where valid, the target is the next step of the same episode
+        step_on = b["mu"][:, 1:, 0] - b["mu"][:, :-1, 0]
+        assert (step_on[b["valid"]] == 1).all()
+
+
+def test_window_batches_pad_and_mask_short_episodes():
+    data = fake_series([30, 4])
+    batch = next(rnn_train.window_batches(data, batch_size=16, seq_len=10, steps=1,
+                                          rng=np.random.default_rng(1)))
+    assert batch["mu"].shape == (16, 11, 2) and batch["action"].shape == (16, 10, 1)
+    for row in range(16):
+        episode = int(batch["mu"][row, 0, 0]) // 100
+        assert batch["valid"][row].sum() == (10 if episode == 0 else 3)
+
+
+def test_gradient_clipping_really_clips():
+    model = MDRNN(MDRNNConfig(z_size=3, action_size=1, hidden_size=8))
+    params, _, _ = model(torch.randn(2, 5, 3), torch.randn(2, 5, 1))
+    (1e4 * params.mu.sum()).backward()
+    assert max(float(p.grad.abs().max()) for p in model.parameters()) > 1
+    rnn_train.clip_gradients(model, 1.0)
+    assert max(float(p.grad.abs().max()) for p in model.parameters()) <= 1.0
+
+
+def epoch_means(run, column: str) -> list[float]:
+    with open(run / "rnn" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    epochs = sorted({int(r["epoch"]) for r in rows})
+    return [np.mean([float(r[column]) for r in rows if int(r["epoch"]) == e]) for e in epochs]
+
+
+def predictable_series(run) -> None:
+    """Replace the run's latents by smooth, nearly noise-free waves that M can learn to predict
+    (a V trained one epoch on a few frames encodes little but noise)."""
+    for i in range(6):
+        path = series.series_path(run, i)
+        with np.load(path) as data:
+            arrays = dict(data)
+        t = np.arange(len(arrays["mu"]))[:, None]
+        arrays["mu"] = np.sin(0.3 * t + np.linspace(0, 3, 64)[None, :] + i).astype(np.float32)
+        arrays["logvar"] = np.full_like(arrays["mu"], -8.0)
+        np.savez(path, **arrays)
+
+
+def test_doom_m_learns_and_resumes_exactly(doom_series_run, copy_run):
+    run, other = copy_run(doom_series_run, "a"), copy_run(doom_series_run, "b")
+    predictable_series(run)
+    predictable_series(other)
+    assert rnn_train.main(["--run", str(run), "--epochs", "6", "--lr", "3e-3", *SMALL]) == 0
+    z_nll = epoch_means(run, "z_nll")
+    assert z_nll[-1] < z_nll[0] - 0.5, z_nll
+    assert rnn_train.main(["--run", str(other), "--epochs", "3", "--lr", "3e-3", *SMALL]) == 0
+    assert rnn_train.main(["--run", str(other), "--epochs", "6"]) == 0
+    a = load_weights(run / "rnn" / "rnn.pt", "rnn")
+    b = load_weights(other / "rnn" / "rnn.pt", "rnn")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["config"] == {"z_size": 64, "action_size": 1, "hidden_size": 32, "num_mixtures": 5,
+                           "with_done": True}
+    lr = epoch_means(run, "lr")
+    assert lr[-1] < lr[0]  # Doom's decaying learning rate
+
+
+def test_carracing_m_trains_on_windows_without_a_done_head(carracing_series_run, copy_run):
+    run = copy_run(carracing_series_run)
+    args = ["--run", str(run), "--epochs", "1", "--steps-per-epoch", "3", *SMALL]
+    assert rnn_train.main(args) == 0
+    weights = load_weights(run / "rnn" / "rnn.pt", "rnn", {"with_done": False, "action_size": 3})
+    assert weights["info"]["epochs"] == 1
+    assert epoch_means(run, "lr") == [pytest.approx(1e-3)]  # constant
+
+
+def test_a_series_from_another_v_is_refused(doom_series_run, copy_run, capsys):
+    run = copy_run(doom_series_run)
+    assert vae_train.main(["--run", str(run), "--epochs", "2", "--log-every", "0"]) == 0
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", *SMALL]) == 1
+    assert "encoded by another V" in capsys.readouterr().err
+
+
+def test_without_series_the_message_names_the_stage(tmp_path, capsys):
+    assert rnn_train.main(["--run", str(tmp_path / "nothing"), "--env", "doom"]) == 1
+    assert "run `python -m wm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--seq-len", "0"), ("--lr", "0"),
+                                         ("--lr-decay", "1.5"), ("--grad-clip", "-1"),
+                                         ("--done-weight", "nan")])
+def test_bad_flags_are_one_line(doom_series_run, flag, value, capsys):
+    assert rnn_train.main(["--run", str(doom_series_run), flag, value]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

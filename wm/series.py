@@ -1,0 +1,187 @@
+"""Stage 3: encode every frame of RUN/record/ with the trained V into RUN/series/.
+
+    python -m wm.series --run runs/doom
+
+One file per episode, ``series/episode_NNNNNN.npz``: ``mu`` and ``logvar`` (float32 (T, z)) with the
+episode's ``action``, ``reward``, ``terminated`` and ``truncated``, and ``meta`` naming the V that
+encoded it (a hash of vae.pt). Also ``series/initial_z.npz``: the first frame's mu and logvar of every
+episode, from which dreams start. One episode is in memory at a time; re-running keeps episodes
+already encoded by the same V and (re)does the rest, so a new V means a fresh series.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from es.mpi import usage_error
+from wm import cli
+from wm.config import SeriesConfig
+from wm.errors import WMError
+from wm.files import atomic_write, remove_stale_temps, write_json
+from wm.progress import Progress
+from wm.record import read_episode
+from wm.recordset import episode_files
+from wm.rundir import locked, make_stage_dir, stage_config
+from wm.training import load_weights, pick_device
+from wm.vae import ConvVAE, VAEConfig, to_tensor
+
+SERIES_DIR = "series"
+FORMAT_VERSION = 1
+KEYS = ("mu", "logvar", "action", "reward", "terminated", "truncated", "meta")
+
+
+def vae_path(run: str | Path) -> Path:
+    return Path(run) / "vae" / "vae.pt"
+
+
+def file_digest(path: Path) -> str:
+    """A short content hash: names the exact V that encoded a series."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def series_path(run: str | Path, index: int) -> Path:
+    return Path(run) / SERIES_DIR / f"episode_{index:06d}.npz"
+
+
+def load_vae(run: str | Path, device: torch.device) -> tuple[ConvVAE, str]:
+    """The run's trained V, in inference mode, and its digest; one clear error when it is missing."""
+    path = vae_path(run)
+    if not path.is_file():
+        raise WMError(f"no trained V at {path}: run `python -m wm.vae_train --run {run}` first")
+    data = load_weights(path, "vae")
+    model = ConvVAE(VAEConfig(int(data["config"]["z_size"])))
+    model.load_state_dict(data["state_dict"])
+    return model.to(device).eval(), file_digest(path)
+
+
+def read_series(path: Path, vae_digest: str | None = None) -> dict[str, Any]:
+    """One episode's series arrays, checked; ``vae_digest`` if given must match the encoding V."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in KEYS}
+        meta = json.loads(str(arrays.pop("meta")))
+    except Exception as err:
+        raise WMError(f"{path}: not a readable series file ({type(err).__name__}: {err})") from err
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise WMError(f"{path}: series format {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if vae_digest is not None and meta.get("vae") != vae_digest:
+        raise WMError(
+            f"{path}: encoded by another V ({meta.get('vae')}) than {vae_path(path.parents[1])} "
+            f"({vae_digest}): re-run `python -m wm.series --run {path.parents[1]}`"
+        )
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1 or not np.all(np.isfinite(arrays["mu"])):
+        raise WMError(f"{path}: damaged series file (unequal lengths or non-finite latents)")
+    return {**arrays, "meta": meta}
+
+
+@torch.no_grad()
+def encode(model: ConvVAE, frames: np.ndarray, batch_size: int, device: torch.device) -> tuple:
+    """(mu, logvar) float32 (T, z) of uint8 frames (T, 64, 64, 3), ``batch_size`` frames at a time."""
+    mus, logvars = [], []
+    for start in range(0, len(frames), batch_size):
+        mu, logvar = model.encode(to_tensor(frames[start : start + batch_size], device))
+        mus.append(mu.cpu().numpy())
+        logvars.append(logvar.cpu().numpy())
+    return np.concatenate(mus).astype(np.float32), np.concatenate(logvars).astype(np.float32)
+
+
+def _is_current(path: Path, digest: str) -> bool:
+    try:
+        read_series(path, digest)
+        return True
+    except WMError:
+        return False
+
+
+def make_series(cfg: SeriesConfig) -> dict[str, Any]:
+    """Encode every episode not yet encoded by the current V; returns a summary."""
+    device = pick_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    paths = episode_files(cfg.run)
+    model, digest = load_vae(cfg.run, device)
+    out = make_stage_dir(cfg.run, SERIES_DIR)
+    start = time.monotonic()
+    with locked(out):
+        remove_stale_temps(out)
+        todo = [i for i in range(len(paths)) if not _is_current(series_path(cfg.run, i), digest)]
+        print(f"[series] V {digest}: {len(paths) - len(todo)} episodes already encoded, "
+              f"{len(todo)} to encode", flush=True)
+        progress = Progress("series", len(todo), "episodes", "frames", every=cfg.log_every)
+        for i in todo:
+            ep = read_episode(paths[i])
+            mu, logvar = encode(model, ep.obs, cfg.batch_size, device)
+            arrays = {"mu": mu, "logvar": logvar, "action": ep.action, "reward": ep.reward,
+                      "terminated": ep.terminated, "truncated": ep.truncated,
+                      "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, "vae": digest,
+                                                   "index": i, "env": ep.meta.get("env")}))}
+            atomic_write(series_path(cfg.run, i), lambda f, a=arrays: np.savez(f, **a))
+            progress.update(done=1, count=len(ep))
+        initial_mu, initial_logvar, lengths = [], [], []
+        for i in range(len(paths)):
+            series = read_series(series_path(cfg.run, i), digest)
+            initial_mu.append(series["mu"][0])
+            initial_logvar.append(series["logvar"][0])
+            lengths.append(len(series["mu"]))
+        atomic_write(out / "initial_z.npz", lambda f: np.savez(
+            f, mu=np.stack(initial_mu), logvar=np.stack(initial_logvar)))
+        seconds = time.monotonic() - start
+        summary = {"episodes": len(paths), "encoded": len(todo), "frames": int(sum(lengths)),
+                   "vae": digest, "z_size": int(initial_mu[0].shape[0]), "seconds": round(seconds, 3),
+                   "frames_per_s": round(progress.count / max(seconds, 1e-9), 1)}
+        write_json(out / "summary.json", summary)
+    print(f"[series] done: {out} holds {len(paths)} episodes, {summary['frames']:,} frames, z "
+          f"{summary['z_size']}; encoded {progress.count:,} frames at {summary['frames_per_s']:,.0f}/s; "
+          f"initial latents in {out / 'initial_z.npz'}", flush=True)
+    return summary
+
+
+def load_series(run: str | Path) -> list[dict[str, Any]]:
+    """Every episode's series, checked against the run's current V (for M training)."""
+    saved = stage_config(run, "extract")
+    if not saved or not (Path(run) / SERIES_DIR / "summary.json").is_file():
+        raise WMError(f"no series in {Path(run) / SERIES_DIR}: run `python -m wm.series --run {run}` first")
+    digest = file_digest(vae_path(run)) if vae_path(run).is_file() else None
+    return [read_series(series_path(run, i), digest) for i in range(int(saved["episodes"]))]
+
+
+def validate_config(cfg: SeriesConfig) -> None:
+    if cfg.batch_size < 1:
+        raise WMError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.threads < 0:
+        raise WMError(f"--threads must be >= 0, got {cfg.threads}")
+    if not math.isfinite(cfg.log_every) or cfg.log_every < 0:
+        raise WMError(f"--log-every must be >= 0, got {cfg.log_every}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg, _ = cli.parse(SeriesConfig, argv, "python -m wm.series", __doc__)
+        validate_config(cfg)
+    except WMError as err:
+        return usage_error(err)
+    try:
+        make_series(cfg)
+    except WMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("[series] interrupted; encoded episodes are kept: run the same command to continue",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
