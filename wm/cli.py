@@ -15,7 +15,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from es.mpi import exit_code_after_root_reports, launcher_rank
+from es.mpi import exit_code_after_root_reports, launcher_rank, usage_error
+from wm.errors import WMError
 
 T = TypeVar("T")
 
@@ -85,3 +86,22 @@ def parse(
     values = dict(presets(typed)) if presets else {}
     values.update(typed)
     return cls(**values), set(typed)
+
+
+def run_stage(name: str, parse: Callable[[], T], run: Callable[[T], Any]) -> int:
+    """A one-process stage's ``main``: bad flags exit 2, a bad input or state 1, Ctrl-C 130; each
+    with one line. ``parse`` may raise :class:`WMError` for values no run can use."""
+    try:
+        cfg = parse()
+    except WMError as err:
+        return usage_error(err)
+    try:
+        run(cfg)
+    except WMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"[{name}] interrupted; what was finished is kept: run the same command to continue",
+              file=sys.stderr)
+        return 130
+    return 0

@@ -7,13 +7,17 @@ hours), ``quick`` (minutes; a smoke test of the whole pipeline). Flags override 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from wm import cli
 from wm.cli import arg
 from wm.envs import ENV_NAMES
 from wm.policies import POLICY_NAMES
 from wm.rundir import run_env, stage_config
+
+T = TypeVar("T")
 
 PRESET_NAMES = ["paper", "small", "quick"]
 DEFAULT_ENV = "doom"
@@ -193,6 +197,14 @@ def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, 
         return {k: v for k, v in saved.items() if k in names}
     preset = typed.get("preset") or DEFAULT_PRESET
     return {"env": env, "preset": preset, **preset_values(stage, env, preset)}
+
+
+def parse_stage_config(stage: str, cls: type[T], argv: list[str] | None, prog: str, doc: str | None,
+                       validate: Callable[[T], None]) -> T:
+    """A stage's config from its command line, over the run's saved settings or the preset."""
+    cfg, _ = cli.parse(cls, argv, prog, doc or "", lambda typed: resolve_defaults(stage, cls, typed))
+    validate(cfg)
+    return cfg
 
 
 def as_dict(config: Any) -> dict[str, Any]:

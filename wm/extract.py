@@ -21,12 +21,11 @@ import gymnasium as gym
 import numpy as np
 
 from es.mpi import Comm, WorkQueue, run_ranks, single_thread, usage_error
-from wm import cli
 from wm.config import (
     EXTRACT_DATA_FIELDS,
     ExtractConfig,
     as_dict,
-    resolve_defaults,
+    parse_stage_config,
 )
 from wm.envs import make_env
 from wm.errors import WMError
@@ -212,11 +211,8 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
 
 def parse_config(argv: list[str] | None) -> ExtractConfig:
     """The stage's config: flags, over the run's saved extract settings (or else the preset)."""
-
-    cfg, _ = cli.parse(ExtractConfig, argv, "python -m wm.extract", __doc__,
-                       lambda typed: resolve_defaults("extract", ExtractConfig, typed))
-    validate_config(cfg)
-    return cfg
+    return parse_stage_config("extract", ExtractConfig, argv, "python -m wm.extract", __doc__,
+                              validate_config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,11 +191,13 @@ def iter_frame_batches(
     for start in range(0, len(order), episodes_in_memory):
         chunk = [read_episode(paths[i]).obs for i in order[start : start + episodes_in_memory]]
         frames = np.concatenate([carry, *chunk])
-        if rng is not None:
-            frames = frames[rng.permutation(len(frames))]
+        del chunk  # at most two copies of a chunk exist at once, briefly
+        # Index batches through a permutation rather than permuting the frames: no third copy.
+        shuffled = rng.permutation(len(frames)) if rng is not None else np.arange(len(frames))
         full = len(frames) - len(frames) % batch_size
         for i in range(0, full, batch_size):
-            yield frames[i : i + batch_size]
-        carry = frames[full:]
+            yield frames[shuffled[i : i + batch_size]]
+        carry = frames[shuffled[full:]]
+        del frames
     if len(carry):
         yield carry

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from es.mpi import usage_error
 from wm import cli
-from wm.config import RNN_FIXED_FIELDS, RNNTrainConfig, as_dict, resolve_defaults
+from wm.config import RNN_FIXED_FIELDS, RNNTrainConfig, as_dict, parse_stage_config
 from wm.errors import WMError
 from wm.mdrnn import MDRNN, MDRNNConfig, done_loss, mixture_nll
 from wm.rundir import locked, make_stage_dir, save_stage_config
@@ -192,27 +191,12 @@ def as_config(config: MDRNNConfig) -> dict[str, Any]:
 
 
 def parse_config(argv: list[str] | None) -> RNNTrainConfig:
-    cfg, _ = cli.parse(RNNTrainConfig, argv, "python -m wm.rnn_train", __doc__,
-                       lambda typed: resolve_defaults("rnn", RNNTrainConfig, typed))
-    validate_config(cfg)
-    return cfg
+    return parse_stage_config("rnn", RNNTrainConfig, argv, "python -m wm.rnn_train", __doc__,
+                              validate_config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = parse_config(argv)
-    except WMError as err:
-        return usage_error(err)
-    try:
-        train_rnn(cfg)
-    except WMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("[rnn] interrupted; the last checkpoint is kept: run the same command to continue",
-              file=sys.stderr)
-        return 130
-    return 0
+    return cli.run_stage("rnn", lambda: parse_config(argv), train_rnn)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from es.mpi import usage_error
 from wm import cli
 from wm.config import SeriesConfig
 from wm.errors import WMError
@@ -165,22 +164,14 @@ def validate_config(cfg: SeriesConfig) -> None:
         raise WMError(f"--log-every must be >= 0, got {cfg.log_every}")
 
 
+def parse_config(argv: list[str] | None) -> SeriesConfig:
+    cfg, _ = cli.parse(SeriesConfig, argv, "python -m wm.series", __doc__)
+    validate_config(cfg)
+    return cfg
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg, _ = cli.parse(SeriesConfig, argv, "python -m wm.series", __doc__)
-        validate_config(cfg)
-    except WMError as err:
-        return usage_error(err)
-    try:
-        make_series(cfg)
-    except WMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("[series] interrupted; encoded episodes are kept: run the same command to continue",
-              file=sys.stderr)
-        return 130
-    return 0
+    return cli.run_stage("series", lambda: parse_config(argv), make_series)
 
 
 if __name__ == "__main__":

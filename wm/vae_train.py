@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from es.mpi import usage_error
 from wm import cli
-from wm.config import VAE_FIXED_FIELDS, VAETrainConfig, as_dict, resolve_defaults
+from wm.config import VAE_FIXED_FIELDS, VAETrainConfig, as_dict, parse_stage_config
 from wm.errors import WMError
 from wm.images import grid, save_png
 from wm.record import iter_frame_batches, read_episode
@@ -132,27 +131,12 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
 
 
 def parse_config(argv: list[str] | None) -> VAETrainConfig:
-    cfg, _ = cli.parse(VAETrainConfig, argv, "python -m wm.vae_train", __doc__,
-                       lambda typed: resolve_defaults("vae", VAETrainConfig, typed))
-    validate_config(cfg)
-    return cfg
+    return parse_stage_config("vae", VAETrainConfig, argv, "python -m wm.vae_train", __doc__,
+                              validate_config)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = parse_config(argv)
-    except WMError as err:
-        return usage_error(err)
-    try:
-        train_vae(cfg)
-    except WMError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("[vae] interrupted; the last checkpoint is kept: run the same command to continue",
-              file=sys.stderr)
-        return 130
-    return 0
+    return cli.run_stage("vae", lambda: parse_config(argv), train_vae)
 
 
 if __name__ == "__main__":
