@@ -142,6 +142,11 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: max(floor, cfg.lr_decay**step))
         frames = sum(len(s["mu"]) for s in series)
+        # A small data set cannot fill batch_size streams of at least two steps: use fewer.
+        streams = max(1, min(cfg.batch_size, frames // 2))
+        if with_done and streams < cfg.batch_size:
+            print(f"[rnn] only {frames} steps of data: {streams} streams instead of {cfg.batch_size}",
+                  flush=True)
         print(f"[rnn] {len(series)} episodes, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs on {device}",
               flush=True)
         carried: dict[str, Any] = {"state": None}
@@ -149,7 +154,7 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         def batches(epoch: int) -> Iterator[Batch]:
             rng = np.random.default_rng([cfg.seed, epoch])  # the same batches on every run
             if with_done:
-                return stream_batches(series, cfg.batch_size, cfg.seq_len, rng)
+                return stream_batches(series, streams, cfg.seq_len, rng)
             return window_batches(series, cfg.batch_size, cfg.seq_len, cfg.steps_per_epoch, rng)
 
         def step(batch: Batch) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ def bash(script: str, *args: str, env: dict[str, str] | None = None, timeout: fl
                           text=True, timeout=timeout)
 
 
-def test_quickstart_runs_the_quick_preset_over_mpi(tmp_path):
+def test_quickstart_runs_the_pipeline_on_the_quick_preset(tmp_path):
     run = tmp_path / "quick"
     done = bash("launch/quickstart.bash", "--episodes", "2", "--max-steps", "30",
                 env={"RUN": str(run), "NP": "2"})
@@ -29,6 +29,9 @@ def test_quickstart_runs_the_quick_preset_over_mpi(tmp_path):
     assert "2 MPI ranks" in done.stdout and "[extract] done" in done.stdout
     summary = json.loads((run / "record" / "summary.json").read_text())
     assert (summary["env"], summary["episodes"], summary["ranks"]) == ("doom", 2, 2)
+    for weights in ("vae/vae.pt", "rnn/rnn.pt", "series/initial_z.npz"):
+        assert (run / weights).is_file(), weights
+    assert "[quickstart] done" in done.stdout
 
 
 def test_extract_bash_passes_its_arguments_to_every_rank(tmp_path):
