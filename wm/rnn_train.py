@@ -16,7 +16,6 @@ same command resumes; ``--fresh`` starts over. Writes RUN/rnn/rnn.pt, metrics.cs
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -29,10 +28,10 @@ from wm import cli
 from wm.config import RNN_FIXED_FIELDS, RNNTrainConfig, as_dict, parse_stage_config
 from wm.errors import WMError
 from wm.mdrnn import MDRNN, MDRNNConfig, done_loss, mixture_nll
-from wm.rundir import locked, make_stage_dir, save_stage_config
-from wm.series import file_digest, load_series, vae_path
+from wm.models import mdrnn_config_dict, vae_digest
+from wm.rundir import locked, make_stage_dir, move_aside, save_stage_config
+from wm.series import load_series
 from wm.training import Training, pick_device, save_weights, train
-from wm.vae_train import move_aside
 
 RNN_DIR = "rnn"
 WEIGHTS_NAME = "rnn.pt"
@@ -49,7 +48,11 @@ def stream_batches(series: list[dict[str, Any]], batch_size: int, seq_len: int,
                    rng: np.random.Generator) -> Iterator[Batch]:
     """Doom: shuffled episodes concatenated into ``batch_size`` streams, read ``seq_len`` at a time.
 
-    ``valid`` is False at an episode's last step, whose next latent belongs to another episode.
+    Two departures from the original, both to keep episodes apart: ``valid`` is False at an
+    episode's last step, so the z loss never asks M to predict the next episode's first frame from
+    this one's last (the original trained on that jump); and the done target is ``terminated``
+    (death), not "the next step is a restart", so reaching the step cap does not teach M to end
+    dreams at step 2100 (the original's cap and death were the same flag).
     """
     order = rng.permutation(len(series))
     parts = [series[i] for i in order]
@@ -116,17 +119,17 @@ def validate_config(cfg: RNNTrainConfig) -> None:
                           f"{low}, got {value}")
     if cfg.lr_decay > 1:
         raise WMError(f"--lr-decay must be at most 1, got {cfg.lr_decay}")
+    if cfg.lr_min > cfg.lr:
+        raise WMError(f"--lr-min ({cfg.lr_min}) must not exceed --lr ({cfg.lr})")
     if cfg.threads < 0:
         raise WMError(f"--threads must be >= 0, got {cfg.threads}")
 
 
 def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
     """Train (or continue training) M on the run's series; returns a summary."""
-    device = pick_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    device = pick_device(cfg.device, cfg.threads)
     series = load_series(cfg.run)
-    digest = file_digest(vae_path(cfg.run))
+    digest = vae_digest(cfg.run)
     with_done = cfg.env == "doom"
     mconfig = MDRNNConfig(z_size=int(series[0]["mu"].shape[1]), action_size=int(series[0]["action"].shape[1]),
                           hidden_size=cfg.hidden_size, num_mixtures=cfg.num_mixtures, with_done=with_done)
@@ -138,9 +141,10 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)
         model = MDRNN(mconfig).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        # The original Doom M: lr_t = (lr - lr_min) * decay^t + lr_min (constant when decay is 1).
         floor = cfg.lr_min / cfg.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: max(floor, cfg.lr_decay**step))
+            optimizer, lambda step: floor + (1.0 - floor) * cfg.lr_decay**step)
         frames = sum(len(s["mu"]) for s in series)
         # A small data set cannot fill batch_size streams of at least two steps: use fewer.
         streams = max(1, min(cfg.batch_size, frames // 2))
@@ -150,6 +154,11 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         print(f"[rnn] {len(series)} episodes, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs on {device}",
               flush=True)
         carried: dict[str, Any] = {"state": None}
+        if with_done:
+            per_stream = frames // streams
+            steps_per_epoch = math.ceil((per_stream - 1) / cfg.seq_len)
+        else:
+            steps_per_epoch = cfg.steps_per_epoch
 
         def batches(epoch: int) -> Iterator[Batch]:
             rng = np.random.default_rng([cfg.seed, epoch])  # the same batches on every run
@@ -177,22 +186,17 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
                     "lr": torch.tensor(scheduler.get_last_lr()[0])}
 
         def end_of_epoch(epoch: int) -> None:
-            save_weights(out / WEIGHTS_NAME, "rnn", as_config(mconfig), model, epochs=epoch, vae=digest,
-                         env=cfg.env)
+            save_weights(out / WEIGHTS_NAME, "rnn", mdrnn_config_dict(mconfig), model, epochs=epoch,
+                         vae=digest, env=cfg.env)
 
         summary = train(Training(
             name="rnn", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
             batches=batches, step=step, samples=lambda b: len(b["mu"]), sample_unit="sequences",
             end_of_epoch=end_of_epoch, scheduler=scheduler, log_every=cfg.log_every,
+            identity={"vae": digest}, steps_per_epoch=steps_per_epoch,
         ))
     print(f"[rnn] weights: {out / WEIGHTS_NAME}", flush=True)
     return summary
-
-
-def as_config(config: MDRNNConfig) -> dict[str, Any]:
-    """M's shape as stored with its weights."""
-    return {"z_size": config.z_size, "action_size": config.action_size, "hidden_size": config.hidden_size,
-            "num_mixtures": config.num_mixtures, "with_done": config.with_done}
 
 
 def parse_config(argv: list[str] | None) -> RNNTrainConfig:

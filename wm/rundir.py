@@ -5,7 +5,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,7 +99,20 @@ def save_stage_config(
             if key in old and old[key] != values[key]:
                 raise WMError(
                     f"{path}: this run's {stage} used {key.replace('_', '-')}={old[key]!r}, "
-                    f"the command asks for {values[key]!r}; keep it, or use another --run directory"
+                    f"the command asks for {values[key]!r}; keep it, start the stage over with --fresh "
+                    "(training stages), or use another --run directory"
                 )
     config["stages"][stage] = values
     write_json(path, config)
+
+
+def move_aside(directory: Path) -> Path | None:
+    """For --fresh: move a stage's earlier outputs into ``previous-<time>/`` (nothing is deleted)."""
+    outputs = [p for p in directory.iterdir() if not p.name.startswith(("previous-", "."))]
+    if not outputs:
+        return None
+    target = directory / time.strftime("previous-%Y%m%d-%H%M%S")
+    target.mkdir()
+    for path in outputs:
+        shutil.move(str(path), target / path.name)
+    return target

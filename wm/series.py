@@ -11,10 +11,8 @@ already encoded by the same V and (re)does the rest, so a new V means a fresh se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,40 +25,22 @@ from wm import cli
 from wm.config import SeriesConfig
 from wm.errors import WMError
 from wm.files import atomic_write, remove_stale_temps, write_json
+from wm.models import load_vae, vae_digest, vae_path
 from wm.progress import Progress
 from wm.record import read_episode
 from wm.recordset import episode_files
 from wm.rundir import locked, make_stage_dir, stage_config
-from wm.training import load_weights, pick_device
-from wm.vae import ConvVAE, VAEConfig, to_tensor
+from wm.training import pick_device
+from wm.vae import ConvVAE, to_tensor
 
 SERIES_DIR = "series"
 FORMAT_VERSION = 1
 KEYS = ("mu", "logvar", "action", "reward", "terminated", "truncated", "meta")
 
 
-def vae_path(run: str | Path) -> Path:
-    return Path(run) / "vae" / "vae.pt"
-
-
-def file_digest(path: Path) -> str:
-    """A short content hash: names the exact V that encoded a series."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def series_path(run: str | Path, index: int) -> Path:
+    """Where episode ``index``'s series lives."""
     return Path(run) / SERIES_DIR / f"episode_{index:06d}.npz"
-
-
-def load_vae(run: str | Path, device: torch.device) -> tuple[ConvVAE, str]:
-    """The run's trained V, in inference mode, and its digest; one clear error when it is missing."""
-    path = vae_path(run)
-    if not path.is_file():
-        raise WMError(f"no trained V at {path}: run `python -m wm.vae_train --run {run}` first")
-    data = load_weights(path, "vae")
-    model = ConvVAE(VAEConfig(int(data["config"]["z_size"])))
-    model.load_state_dict(data["state_dict"])
-    return model.to(device).eval(), file_digest(path)
 
 
 def read_series(path: Path, vae_digest: str | None = None) -> dict[str, Any]:
@@ -85,7 +65,9 @@ def read_series(path: Path, vae_digest: str | None = None) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def encode(model: ConvVAE, frames: np.ndarray, batch_size: int, device: torch.device) -> tuple:
+def encode(
+    model: ConvVAE, frames: np.ndarray, batch_size: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) float32 (T, z) of uint8 frames (T, 64, 64, 3), ``batch_size`` frames at a time."""
     mus, logvars = [], []
     for start in range(0, len(frames), batch_size):
@@ -105,9 +87,7 @@ def _is_current(path: Path, digest: str) -> bool:
 
 def make_series(cfg: SeriesConfig) -> dict[str, Any]:
     """Encode every episode not yet encoded by the current V; returns a summary."""
-    device = pick_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    device = pick_device(cfg.device, cfg.threads)
     paths = episode_files(cfg.run)
     model, digest = load_vae(cfg.run, device)
     out = make_stage_dir(cfg.run, SERIES_DIR)
@@ -151,11 +131,12 @@ def load_series(run: str | Path) -> list[dict[str, Any]]:
     saved = stage_config(run, "extract")
     if not saved or not (Path(run) / SERIES_DIR / "summary.json").is_file():
         raise WMError(f"no series in {Path(run) / SERIES_DIR}: run `python -m wm.series --run {run}` first")
-    digest = file_digest(vae_path(run)) if vae_path(run).is_file() else None
+    digest = vae_digest(run)  # (one clear error when there is no V)
     return [read_series(series_path(run, i), digest) for i in range(int(saved["episodes"]))]
 
 
 def validate_config(cfg: SeriesConfig) -> None:
+    """One clear error for values no run can use."""
     if cfg.batch_size < 1:
         raise WMError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.threads < 0:

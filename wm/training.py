@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,24 +29,29 @@ WEIGHTS_FORMAT = "wm-weights-1"
 CHECKPOINT_FORMAT = "wm-checkpoint-1"
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` (a GPU when there is one), ``cpu`` or ``cuda``; one clear error for a missing GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def pick_device(name: str, threads: int = 0) -> torch.device:
+    """``auto`` (a GPU when there is one), ``cpu`` or ``cuda``; one clear error for a missing GPU.
+    On the CPU, torch uses ``threads`` threads (0: every core)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise WMError(f"--device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise WMError("--device cuda: no CUDA GPU is available here (use --device auto or cpu)")
-    if name not in ("cpu", "cuda"):
-        raise WMError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                          "cpu" if name == "auto" else name)
+    if device.type == "cpu":
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+    return device
 
 
 def _save_torch(path: Path, obj: dict[str, Any]) -> None:
+    """torch.save to ``path`` atomically."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def _load_torch(path: Path, what: str) -> dict[str, Any]:
+    """torch.load with ``weights_only=True``; one clear error naming ``what`` the file should be."""
     if not path.is_file():
         raise WMError(f"{path}: no {what} here")
     try:
@@ -130,10 +136,13 @@ class Training:
     step: Callable[[Any], dict[str, torch.Tensor]]  # one optimiser step -> losses ("loss" first)
     samples: Callable[[Any], int]  # how many frames/sequences a batch holds, for rates
     sample_unit: str = "frames"
+    # After every epoch, before the checkpoint (so a checkpoint never stands without its weights).
     end_of_epoch: Callable[[int], None] = lambda epoch: None
-    scheduler: Any = None
+    steps_per_epoch: int | None = None  # for the progress lines' totals and time left, when known
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     log_every: float = 10.0
-    extra_state: dict[str, Any] = field(default_factory=dict)  # the stage's own resumable state
+    # The stage's own facts stored in the checkpoint, which must match to resume (e.g. which V).
+    identity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -154,11 +163,12 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(t: Training, epoch: int, step: int) -> None:
+    """Everything needed to continue after ``epoch`` exactly as if never stopped."""
     _save_torch(t.checkpoint_path, {
         "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
         "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
-        "rng": _rng_state(), "extra": t.extra_state,
+        "rng": _rng_state(), "identity": t.identity,
     })
 
 
@@ -174,12 +184,25 @@ def load_checkpoint(t: Training) -> tuple[int, int]:
         t.optimizer.load_state_dict(data["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
         raise WMError(f"{t.checkpoint_path}: does not fit this model ({err}); use --fresh") from err
+    saved = data.get("identity") or {}
+    for key, value in t.identity.items():
+        if saved.get(key) != value:
+            raise WMError(f"{t.checkpoint_path}: trained with {key}={saved.get(key)!r}, now {value!r}; "
+                          "use --fresh to start over")
     if t.scheduler is not None and data.get("scheduler") is not None:
         t.scheduler.load_state_dict(data["scheduler"])
     _set_rng_state(data["rng"])
-    t.extra_state.clear()
-    t.extra_state.update(data.get("extra") or {})
     return int(data["epoch"]), int(data["step"])
+
+
+def _step_progress(t: Training, step: int, first_step: int, start: float, now: float) -> str:
+    """``step 120/400 (30%), 2m10s left`` when the steps per epoch are known, else ``step 120``."""
+    if not t.steps_per_epoch:
+        return f"step {step}"
+    total = t.epochs * t.steps_per_epoch
+    rate = (step - first_step) / max(now - start, 1e-9)  # steps per second in this run
+    left = max(total - step, 0) / rate if rate > 0 else 0.0
+    return f"step {step}/{total} ({100 * step / total:.0f}%), {format_duration(left)} left"
 
 
 def train(t: Training) -> dict[str, Any]:
@@ -188,12 +211,14 @@ def train(t: Training) -> dict[str, Any]:
     if epoch0 >= t.epochs:
         print(f"[{t.name}] already trained for {epoch0} epochs (asked for {t.epochs}); nothing to do",
               flush=True)
+        t.model.eval()
+        t.end_of_epoch(epoch0)  # (re)write the outputs, in case a stop came between them and here
         return {"epochs": epoch0, "steps": step, "resumed_from": epoch0}
     if epoch0:
         print(f"[{t.name}] resuming after epoch {epoch0} (step {step}) from {t.checkpoint_path}",
               flush=True)
     log: MetricsLog | None = None
-    start = time.monotonic()
+    start, first_step = time.monotonic(), step
     last: dict[str, float] = {}
     try:
         for epoch in range(epoch0 + 1, t.epochs + 1):
@@ -220,11 +245,12 @@ def train(t: Training) -> dict[str, Any]:
                     last_print = now
                     rate = seen / max(now - epoch_start, 1e-9)
                     shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
-                    print(f"[{t.name}] epoch {epoch}/{t.epochs} step {step} | {shown} | "
+                    where = _step_progress(t, step, first_step, start, now)
+                    print(f"[{t.name}] epoch {epoch}/{t.epochs} {where} | {shown} | "
                           f"{rate:,.0f} {t.sample_unit}/s", flush=True)
-            save_checkpoint(t, epoch, step)
             t.model.eval()
-            t.end_of_epoch(epoch)
+            t.end_of_epoch(epoch)  # weights first: a checkpoint never stands without its weights
+            save_checkpoint(t, epoch, step)
             rate = seen / max(time.monotonic() - epoch_start, 1e-9)
             shown = " ".join(f"{k} {v:.4g}" for k, v in last.items())
             print(f"[{t.name}] epoch {epoch}/{t.epochs} done | {shown} | {rate:,.0f} {t.sample_unit}/s | "

@@ -12,10 +12,8 @@ file stops training with its name (re-run wm.extract to remake it); the last che
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from wm.errors import WMError
 from wm.images import grid, save_png
 from wm.record import iter_frame_batches, read_episode
 from wm.recordset import episode_files, frame_count
-from wm.rundir import locked, make_stage_dir, save_stage_config
+from wm.rundir import locked, make_stage_dir, move_aside, save_stage_config
 from wm.training import Training, pick_device, save_weights, train
 from wm.vae import ConvVAE, VAEConfig, to_frames, to_tensor, vae_loss
 
@@ -56,18 +54,6 @@ def validate_config(cfg: VAETrainConfig) -> None:
             raise WMError(message)
 
 
-def move_aside(directory: Path) -> Path | None:
-    """For --fresh: move a stage's earlier outputs into ``previous-<time>/`` (nothing is deleted)."""
-    outputs = [p for p in directory.iterdir() if not p.name.startswith(("previous-", "."))]
-    if not outputs:
-        return None
-    target = directory / time.strftime("previous-%Y%m%d-%H%M%S")
-    target.mkdir()
-    for path in outputs:
-        shutil.move(str(path), target / path.name)
-    return target
-
-
 def preview_frames(paths: list[Path]) -> np.ndarray:
     """A fixed set of frames to reconstruct after every epoch: spread over the first episodes."""
     picked = []
@@ -81,9 +67,7 @@ def preview_frames(paths: list[Path]) -> np.ndarray:
 
 def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
     """Train (or continue training) V on the run's episodes; returns a summary."""
-    device = pick_device(cfg.device)
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    device = pick_device(cfg.device, cfg.threads)
     paths = episode_files(cfg.run)
     out = make_stage_dir(cfg.run, VAE_DIR)
     with locked(out):
@@ -95,10 +79,11 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         preview = preview_frames(paths)
         frames = frame_count(cfg.run)
-        print(f"[vae] {len(paths)} episodes, {frames or '?':,} frames; z {cfg.z_size}, batch "
-              f"{cfg.batch_size}, {cfg.epochs} epochs on {device}", flush=True)
+        shown = f"{frames:,}" if frames else "?"
+        print(f"[vae] {len(paths)} episodes, {shown} frames; z {cfg.z_size}, batch {cfg.batch_size}, "
+              f"{cfg.epochs} epochs on {device}", flush=True)
 
-        def batches(epoch: int):
+        def batches(epoch: int) -> Iterator[np.ndarray]:
             rng = np.random.default_rng([cfg.seed, epoch])  # the same order on every run
             return iter_frame_batches(paths, cfg.batch_size, rng, cfg.shuffle_episodes)
 
@@ -124,7 +109,7 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
         summary = train(Training(
             name="vae", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
             batches=batches, step=step, samples=len, end_of_epoch=end_of_epoch,
-            log_every=cfg.log_every,
+            log_every=cfg.log_every, steps_per_epoch=math.ceil(frames / cfg.batch_size) if frames else None,
         ))
     print(f"[vae] weights: {out / WEIGHTS_NAME}; reconstructions: {out / 'reconstructions'}", flush=True)
     return summary

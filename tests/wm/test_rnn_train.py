@@ -131,3 +131,40 @@ def test_bad_flags_are_one_line(doom_series_run, flag, value, capsys):
     assert rnn_train.main(["--run", str(doom_series_run), flag, value]) == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_learning_rate_follows_the_original_doom_schedule(doom_series_run, copy_run):
+    run = copy_run(doom_series_run)
+    args = ["--run", str(run), "--epochs", "1", "--lr", "1e-2", "--lr-decay", "0.9", "--lr-min", "1e-3"]
+    assert rnn_train.main([*args, *SMALL]) == 0
+    with open(run / "rnn" / "metrics.csv") as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    # Logged after each step k (1, 2, ...): (lr - lr_min) * decay^k + lr_min.
+    assert lrs == pytest.approx([(1e-2 - 1e-3) * 0.9 ** k + 1e-3 for k in range(1, len(lrs) + 1)])
+
+
+def test_an_m_checkpoint_from_another_v_is_refused(doom_series_run, copy_run, capsys):
+    run = copy_run(doom_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", *SMALL]) == 0
+    assert vae_train.main(["--run", str(run), "--epochs", "2", "--log-every", "0"]) == 0
+    assert series.main(["--run", str(run), "--log-every", "0"]) == 0
+    assert rnn_train.main(["--run", str(run), "--epochs", "2"]) == 1
+    assert "use --fresh" in capsys.readouterr().err
+    assert rnn_train.main(["--run", str(run), "--fresh", "--epochs", "1", *SMALL]) == 0
+
+
+def test_missing_weights_are_written_again_by_a_rerun(doom_series_run, copy_run):
+    run = copy_run(doom_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", *SMALL]) == 0
+    (run / "rnn" / "rnn.pt").unlink()  # as if stopped between the checkpoint and the weights
+    assert rnn_train.main(["--run", str(run)]) == 0
+    assert load_weights(run / "rnn" / "rnn.pt", "rnn")["info"]["epochs"] == 1
+    series.load_series(run)  # re-writing V or M weights leaves the series current
+
+
+def test_without_v_the_message_names_vae_train(doom_series_run, copy_run, capsys):
+    run = copy_run(doom_series_run)
+    (run / "vae" / "vae.pt").unlink()
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert "run `python -m wm.vae_train" in err and "Traceback" not in err

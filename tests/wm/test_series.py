@@ -8,13 +8,14 @@ import torch
 
 from wm import series, vae_train
 from wm.errors import WMError
+from wm.models import load_vae
 from wm.record import episode_path, read_episode
 from wm.vae import to_tensor
 
 
 def test_every_frame_is_encoded_by_the_runs_v(doom_series_run):
     run = doom_series_run
-    model, digest = series.load_vae(run, torch.device("cpu"))
+    model, digest = load_vae(run, torch.device("cpu"))
     data = series.load_series(run)
     assert len(data) == 6
     for i, s in enumerate(data):

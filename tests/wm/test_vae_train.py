@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from wm import extract, vae_train
+from wm import extract, series, vae_train
 from wm.errors import WMError
 from wm.record import episode_path
 from wm.training import load_weights
@@ -127,3 +127,14 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_training_works_without_the_extraction_summary(run):
+    (run / "record" / "summary.json").unlink()
+    assert vae_train.main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+
+
+def test_a_rerun_after_training_keeps_the_series_current(doom_series_run, copy_run):
+    run = copy_run(doom_series_run)
+    assert vae_train.main(["--run", str(run)]) == 0  # nothing to do; weights written again
+    series.load_series(run)
