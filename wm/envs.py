@@ -40,7 +40,7 @@ def preprocess(frame: np.ndarray, keep_rows: int) -> np.ndarray:
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 frame, got {frame.shape} {frame.dtype}")
     image = Image.fromarray(np.ascontiguousarray(frame[:keep_rows]))
-    return np.asarray(image.resize((FRAME_SIZE, FRAME_SIZE), Image.BILINEAR), dtype=np.uint8)
+    return np.array(image.resize((FRAME_SIZE, FRAME_SIZE), Image.BILINEAR), dtype=np.uint8)  # writable
 
 
 def carracing_action(a: np.ndarray) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""C: the original's parameter counts and layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wm.controller import LinearController, carracing_spec, doom_spec
+
+
+def test_parameter_counts_match_the_original():
+    assert carracing_spec().num_params == 867
+    assert doom_spec().num_params == 1088
+    assert carracing_spec().input_size == 288 and doom_spec().input_size == 1088
+
+
+def test_layout_weights_row_major_then_bias():
+    spec = carracing_spec(z_size=2, hidden_size=1)  # 3 inputs, 3 actions: 9 weights + 3 biases
+    params = np.zeros(12)
+    params[1 * 3 + 2] = 0.5  # action 1 from input 2
+    params[9 + 0] = 0.25  # bias of action 0
+    c = LinearController(spec, params)
+    x = torch.tensor([[0.0, 0.0, 2.0]])
+    assert torch.allclose(c.act(x), torch.tanh(torch.tensor([[0.25, 1.0, 0.0]])))
+
+
+def test_doom_inputs_are_z_c_h_and_no_bias():
+    spec = doom_spec(z_size=1, hidden_size=1)
+    c = LinearController(spec, np.array([1.0, 10.0, 100.0]))
+    features = c.features(torch.tensor([[1.0]]), h=torch.tensor([[3.0]]), c=torch.tensor([[2.0]]))
+    assert features.tolist() == [[1.0, 2.0, 3.0]]
+    assert c.act(torch.tensor([[0.0, 0.0, 0.0]])).item() == 0.0
+
+
+def test_bad_parameter_vectors_are_refused():
+    with pytest.raises(ValueError, match="has 867 parameters"):
+        LinearController(carracing_spec(), np.zeros(866))
+    with pytest.raises(ValueError, match="NaN"):
+        LinearController(carracing_spec(), np.full(867, np.nan))
+
+
+def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_series_run, copy_run):
+    from wm import rnn_train
+    from wm.envs import make_env
+    from wm.models import load_mdrnn, load_vae
+    from wm.rollout import WorldModelAgent
+
+    run = copy_run(doom_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
+                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
+    vae, _ = load_vae(run)
+    mdrnn, _ = load_mdrnn(run)
+    agent = WorldModelAgent(vae, mdrnn)
+    assert agent.spec.num_params == (64 + 16 + 16) * 1
+    env = make_env("doom", max_steps=50)
+    rng = np.random.default_rng(0)
+    params = rng.normal(0, 0.1, agent.spec.num_params)
+    a = agent.run_episode(env, params, seed=3)
+    b = agent.run_episode(env, params, seed=3)
+    env.close()
+    assert a == b  # deterministic for a seed
+    assert 1 <= a.steps <= 50 and a.total_reward == a.steps  # +1 per tic survived
