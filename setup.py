@@ -38,6 +38,7 @@ setup(
             "wm-vae-train=wm.vae_train:main",
             "wm-series=wm.series:main",
             "wm-rnn-train=wm.rnn_train:main",
+            "wm-train=wm.train:main",
         ],
     },
 )

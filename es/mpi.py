@@ -18,6 +18,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 # Environment variables by which launchers tell a process its place in the job.
@@ -112,6 +114,14 @@ class Comm:
             return [obj]
         self.barrier()
         return self._comm.allgather(obj)
+
+    def bcast_array(self, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+        """Rank 0's float64 array of ``shape`` on every rank, sent as a raw buffer (no pickling,
+        no rounding), waiting without spinning."""
+        buffer = np.ascontiguousarray(array, dtype=np.float64) if self.is_root else np.empty(shape)
+        if self._comm is not None and self.size > 1:
+            self._wait(self._comm.Ibcast(buffer, root=0))
+        return buffer
 
     def on_root(self, fn: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T | None:
         """Run ``fn`` on rank 0 only (set-up, checks); its result goes to every rank.

@@ -30,6 +30,10 @@ _CARRACING_VAE = {"z_size": 32}
 # CarRacing trains on random windows with a constant one (REFERENCE.md section 4).
 _DOOM_RNN = {"hidden_size": 512, "seq_len": 500, "lr_decay": 0.99999, "lr_min": 1e-5}
 _CARRACING_RNN = {"hidden_size": 256, "seq_len": 999, "lr_decay": 1.0, "lr_min": 0.0}
+# C: the original's population 64, 16 episodes per candidate, the mean evaluated every 25
+# generations on 1024 episodes; generations as the paper's CarRacing run (~1800).
+_PAPER_ES = {"generations": 1800, "popsize": 64, "num_episode": 16, "eval_every": 25, "eval_episodes": 1024}
+_QUICK_ES = {"generations": 3, "popsize": 8, "num_episode": 2, "eval_every": 3, "eval_episodes": 8}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
         # The original: 64 workers x 200 episodes, uniform action held 1-10 tics, 2100-tic cap;
@@ -38,16 +42,20 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 12800, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 10},
             "rnn": {**_DOOM_RNN, "epochs": 400},
+            "train": {**_PAPER_ES},
         },
         "small": {
             "extract": {"episodes": 1000, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 3},
             "rnn": {**_DOOM_RNN, "epochs": 100},
+            "train": {"generations": 100, "popsize": 16, "num_episode": 4, "eval_every": 10,
+                      "eval_episodes": 32},
         },
         "quick": {
             "extract": {"episodes": 64, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1},
             "rnn": {**_DOOM_RNN, "epochs": 5, "seq_len": 100},
+            "train": {**_QUICK_ES},
         },
     },
     "carracing": {
@@ -56,16 +64,20 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 12800, "policy": "brownian", "max_steps": 1000},
             "vae": {**_CARRACING_VAE, "epochs": 10},
             "rnn": {**_CARRACING_RNN, "epochs": 40},  # x 100 steps = the original's 4000
+            "train": {**_PAPER_ES},
         },
         "small": {
             "extract": {"episodes": 200, "policy": "brownian", "max_steps": 1000},
             "vae": {**_CARRACING_VAE, "epochs": 3},
             "rnn": {**_CARRACING_RNN, "epochs": 10},
+            "train": {"generations": 50, "popsize": 16, "num_episode": 2, "eval_every": 10,
+                      "eval_episodes": 16},
         },
         "quick": {
             "extract": {"episodes": 8, "policy": "brownian", "max_steps": 300},
             "vae": {**_CARRACING_VAE, "epochs": 1},
             "rnn": {**_CARRACING_RNN, "epochs": 1, "steps_per_epoch": 20, "seq_len": 100},
+            "train": {**_QUICK_ES},
         },
     },
 }
@@ -172,6 +184,30 @@ RNN_FIXED_FIELDS = ("env", "hidden_size", "num_mixtures", "seq_len", "batch_size
 
 
 @dataclass
+class TrainConfig:
+    """Train C with an evolution strategy over MPI: rank 0 runs the strategy, the others play."""
+
+    run: str | None = arg(None, "run directory; reads RUN/vae/vae.pt and RUN/rnn/rnn.pt, writes RUN/es/",
+                          required=True)
+    env: str | None = arg(None, "environment; default: the run's", choices=ENV_NAMES)
+    preset: str = arg(DEFAULT_PRESET, "preset that sets the other fields", choices=PRESET_NAMES)
+    optimizer: str = arg("cma", "evolution strategy", choices=["cma", "pepg", "openes", "ga"])
+    generations: int | None = arg(None, "generations to run in all; raise it to continue a run"
+                           + preset_note("train", "generations"))
+    popsize: int | None = arg(None, "candidates per generation" + preset_note("train", "popsize"))
+    num_episode: int | None = arg(None, "episodes per candidate; fitness is their mean return"
+                           + preset_note("train", "num_episode"))
+    eval_every: int | None = arg(None, "evaluate the mean every so many generations (0: never)"
+                          + preset_note("train", "eval_every"))
+    eval_episodes: int | None = arg(None, "episodes of each evaluation, with fresh seeds"
+                             + preset_note("train", "eval_episodes"))
+    sigma_init: float = arg(0.1, "initial step size of the strategy")
+    max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
+    seed: int = arg(0, "seed of the strategy and of every episode's seed")
+    force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
+
+
+@dataclass
 class SeriesConfig:
     """Encode every frame of RUN/record/ with the trained V into RUN/series/ (mu, logvar per frame)."""
 
@@ -193,7 +229,7 @@ def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, 
     env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
     saved = stage_config(typed["run"], stage)
     if saved and saved.get("env") == env and "preset" not in typed and not typed.get("fresh"):
-        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force"}
         return {k: v for k, v in saved.items() if k in names}
     preset = typed.get("preset") or DEFAULT_PRESET
     return {"env": env, "preset": preset, **preset_values(stage, env, preset)}

@@ -60,6 +60,11 @@ def load_mdrnn(run: str | Path, device: torch.device | str = "cpu") -> tuple[MDR
     return model.to(device).eval(), data["info"]
 
 
+def rnn_weights(run: str | Path) -> dict:
+    """The run's M weights file contents (config, info, state dict), checked."""
+    return _weights(rnn_path(run), "rnn", "rnn_train", run)
+
+
 def mdrnn_config_dict(config: MDRNNConfig) -> dict:
     """M's shape as stored with its weights."""
     return dataclasses.asdict(config)

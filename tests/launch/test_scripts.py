@@ -48,3 +48,10 @@ def test_a_missing_mpirun_stops_the_script_with_one_line(tmp_path):
     assert done.returncode != 0
     assert "no mpirun found at /nonexistent/mpirun" in done.stderr
     assert not (tmp_path / "r").exists()  # the stage never ran, not even as one process
+
+
+def test_gce_train_bash_runs_the_trainer_over_mpi(tmp_path):
+    done = bash("gce_train.bash", "--run", str(tmp_path / "none"), "--generations", "1",
+                env={"NP": "2"})
+    assert done.returncode != 0  # no V or M in an empty run: one line from rank 0, every rank ends
+    assert done.stderr.count("error:") == 1 and "run `python -m wm." in done.stderr

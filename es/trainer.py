@@ -1,0 +1,252 @@
+"""The MPI master/worker ES trainer: rank 0 runs the strategy, ranks 1..N-1 evaluate candidates.
+
+Knows nothing of world models: it optimises a parameter vector given ``evaluate(params, seed) ->
+(return, steps)``, which every worker builds once for itself (e.g. with frozen V and M loaded).
+Each generation rank 0 broadcasts the population as one float64 buffer, then hands out
+(candidate, episode) tasks one at a time to whichever worker is free, so long and short episodes
+leave nobody idle; it waits by polling with sleeps, never spinning a core. Without MPI it
+evaluates in-process. Episode seeds derive from (seed, generation, candidate, episode): the fitness
+of a candidate does not depend on which worker played it, so a resumed run is bit-for-bit the run
+that never stopped. Candidates i and i + popsize/2 share their seeds (the original's antithetic
+pairing).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es.mpi import Comm, WorkQueue
+from es.strategies import Strategy, strategy_from_state
+
+Evaluate = Callable[[np.ndarray, int], tuple[float, int]]
+CHECKPOINT_FORMAT = "es-checkpoint-1"
+_POLL_S = 0.002
+
+
+@dataclass
+class ESSettings:
+    """How the trainer uses a strategy; stored in the checkpoint and checked on resume."""
+
+    generations: int
+    num_episode: int = 16  # episodes per candidate; fitness is their mean return
+    eval_every: int = 25  # evaluate the distribution's mean every so many generations (0: never)
+    eval_episodes: int = 1024  # episodes of that evaluation, with fresh seeds
+    seed: int = 0
+    antithetic: bool = True
+
+
+@dataclass
+class GenerationRow:
+    """One row of the training history."""
+
+    generation: int
+    elapsed_s: float
+    fitness_mean: float
+    fitness_min: float
+    fitness_max: float
+    fitness_std: float
+    sigma_rms: float
+    steps_mean: float
+    steps_max: int
+    evaluations: int
+    busy_fraction: float  # worker time spent evaluating / (workers x generation wall time)
+    eval_score: float | None = None
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint holds besides the strategy."""
+
+    generation: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_eval_score: float = float("-inf")
+    best_eval_params: list[float] | None = None
+    elapsed_s: float = 0.0
+
+
+def episode_seed(settings: ESSettings, popsize: int, generation: int, candidate: int, episode: int) -> int:
+    """The env seed of one training episode; antithetic pairs share theirs."""
+    if settings.antithetic and popsize % 2 == 0:
+        candidate %= popsize // 2
+    seq = np.random.SeedSequence([settings.seed, 1, generation, candidate, episode])
+    return int(seq.generate_state(1)[0] % 2**31)
+
+
+def eval_seed(settings: ESSettings, generation: int, episode: int) -> int:
+    """The env seed of one evaluation episode: a stream apart from the training seeds."""
+    return int(np.random.SeedSequence([settings.seed, 2, generation, episode]).generate_state(1)[0] % 2**31)
+
+
+def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[int, int]],
+                 evaluate: Evaluate | None) -> np.ndarray:
+    """On rank 0: play every task (row of ``population``, seed); returns (len(tasks), 3) of
+    (return, steps, seconds). Other ranks serve in :func:`worker_loop`."""
+    results = np.zeros((len(tasks), 3))
+    if comm.size == 1:
+        for k, (row, seed) in enumerate(tasks):
+            start = time.perf_counter()
+            ret, steps = evaluate(population[row], seed)
+            results[k] = ret, steps, time.perf_counter() - start
+        return results
+    comm.bcast(("evaluate", population.shape))
+    comm.bcast_array(population, population.shape)
+    queue = WorkQueue(comm, [(k, row, seed) for k, (row, seed) in enumerate(tasks)])
+    received = 0
+    while received < len(tasks) or not queue.done():
+        for k, ret, steps, seconds in comm.collect():
+            results[k] = ret, steps, seconds
+            received += 1
+        queue.serve()
+        time.sleep(_POLL_S)
+    return results
+
+
+def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate]) -> None:
+    """On ranks 1..N-1: build the evaluator once, then play the tasks rank 0 hands out until told
+    to stop."""
+    evaluate = make_evaluate()
+    while True:
+        command, shape = comm.bcast(None)
+        if command == "stop":
+            return
+        population = comm.bcast_array(None, shape)
+        queue = WorkQueue(comm, [])
+        while (task := queue.next()) is not None:
+            k, row, seed = task
+            start = time.perf_counter()
+            ret, steps = evaluate(population[row], seed)
+            comm.report((k, float(ret), int(steps), time.perf_counter() - start))
+        comm.flush_reports()
+
+
+def stop_workers(comm: Comm) -> None:
+    if comm.size > 1:
+        comm.bcast(("stop", None))
+
+
+class Checkpoints:
+    """The trainer's checkpoint file: strategy state, trainer state, settings and identity."""
+
+    def __init__(self, path: Path, write: Callable[[Path, bytes], None]):
+        self.path, self._write = path, write
+
+    def save(self, strategy: Strategy, state: TrainerState, settings: ESSettings, identity: dict) -> None:
+        blob = pickle.dumps({"format": CHECKPOINT_FORMAT, "strategy": strategy.state_dict(),
+                             "trainer": asdict(state), "settings": asdict(settings), "identity": identity})
+        self._write(self.path, blob)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        with open(self.path, "rb") as f:
+            data = pickle.load(f)  # our own file, written by save()
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{self.path}: not an ES checkpoint of this program")
+        return data
+
+
+def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], settings: ESSettings,
+           identity: dict, force: bool) -> tuple[Strategy, TrainerState]:
+    """The strategy and trainer state to continue from (fresh ones when there is no checkpoint).
+
+    A checkpoint made with other settings that shape the search (identity: env, weights, strategy,
+    popsize; settings other than ``generations``) is refused unless ``force``.
+    """
+    data = checkpoints.load()
+    if data is None:
+        return make_strategy(), TrainerState()
+    if not force:
+        old = {**data["identity"], **{k: v for k, v in data["settings"].items() if k != "generations"}}
+        new = {**identity, **{k: v for k, v in asdict(settings).items() if k != "generations"}}
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+            raise ValueError(f"{checkpoints.path} was made with other settings ({details}); "
+                             "use another run directory, or --force to continue it anyway")
+    return strategy_from_state(data["strategy"]), TrainerState(**data["trainer"])
+
+
+def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
+                   evaluate: Evaluate | None, elapsed: Callable[[], float]) -> GenerationRow:
+    """Ask, evaluate every candidate on ``num_episode`` episodes, tell; returns the history row."""
+    generation_start = time.monotonic()
+    population = strategy.ask()
+    popsize, k = len(population), settings.num_episode
+    tasks = [(i, episode_seed(settings, popsize, state.generation, i, j))
+             for i in range(popsize) for j in range(k)]
+    results = evaluate_all(comm, population, tasks, evaluate)
+    returns = results[:, 0].reshape(popsize, k)
+    fitness = returns.mean(axis=1)
+    strategy.tell(fitness)
+    workers = max(comm.size - 1, 1)
+    wall = time.monotonic() - generation_start
+    finite = fitness[np.isfinite(fitness)] if np.isfinite(fitness).any() else np.zeros(1)
+    return GenerationRow(
+        generation=state.generation + 1, elapsed_s=round(elapsed(), 3),
+        fitness_mean=float(finite.mean()), fitness_min=float(finite.min()), fitness_max=float(finite.max()),
+        fitness_std=float(finite.std()), sigma_rms=float(strategy.result().sigma_rms),
+        steps_mean=float(results[:, 1].mean()), steps_max=int(results[:, 1].max()),
+        evaluations=len(tasks), busy_fraction=round(float(results[:, 2].sum() / (workers * wall)), 4),
+    )
+
+
+def evaluate_mean(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
+                  evaluate: Evaluate | None) -> float:
+    """Mean return of the distribution's mean over ``eval_episodes`` fresh-seeded episodes."""
+    mean = strategy.result().mean[None, :]
+    tasks = [(0, eval_seed(settings, state.generation, j)) for j in range(settings.eval_episodes)]
+    return float(evaluate_all(comm, mean, tasks, evaluate)[:, 0].mean())
+
+
+OnRow = Callable[[GenerationRow, Strategy, TrainerState], None]
+
+
+def train(comm: Comm, make_strategy: Callable[[], Strategy], make_evaluate: Callable[[], Evaluate],
+          settings: ESSettings, checkpoints: Checkpoints, identity: dict[str, Any], force: bool,
+          on_row: OnRow) -> TrainerState | None:
+    """Run the remaining generations on every rank; returns the final state on rank 0.
+
+    After every generation rank 0 checkpoints (so a stop loses at most the generation under way)
+    and calls ``on_row`` for logs. Every ``eval_every`` generations the mean is evaluated on fresh
+    seeds and the best such parameters are kept in the state. Raising ``settings.generations``
+    on a finished run continues it.
+    """
+    loaded: dict[str, Any] = {}
+
+    def load() -> None:  # on rank 0; a refused checkpoint ends every rank with one line
+        loaded["strategy"], loaded["state"] = resume(checkpoints, make_strategy, settings, identity, force)
+
+    comm.on_root(load, (ValueError,))
+    if not comm.is_root:
+        worker_loop(comm, make_evaluate)
+        return None
+    strategy, state = loaded["strategy"], loaded["state"]
+    evaluate = make_evaluate() if comm.size == 1 else None
+    started, before = time.monotonic(), state.elapsed_s  # elapsed time counts earlier runs too
+
+    def elapsed() -> float:
+        return before + time.monotonic() - started
+
+    try:
+        while state.generation < settings.generations:
+            row = run_generation(comm, strategy, settings, state, evaluate, elapsed)
+            state.generation = row.generation
+            if settings.eval_every and state.generation % settings.eval_every == 0:
+                row.eval_score = evaluate_mean(comm, strategy, settings, state, evaluate)
+                if row.eval_score > state.best_eval_score:
+                    state.best_eval_score = row.eval_score
+                    state.best_eval_params = strategy.result().mean.tolist()
+            state.elapsed_s = row.elapsed_s
+            state.history.append(asdict(row))
+            checkpoints.save(strategy, state, settings, identity)
+            on_row(row, strategy, state)
+    finally:
+        stop_workers(comm)
+    return state

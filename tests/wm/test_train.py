@@ -1,0 +1,63 @@
+"""The C training stage on a tiny real Doom run: outputs, resume, MPI, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wm import rnn_train, train
+
+QUICK = ["--preset", "quick", "--max-steps", "15", "--popsize", "4", "--num-episode", "1",
+         "--eval-every", "2", "--eval-episodes", "2"]
+
+
+@pytest.fixture(scope="module")
+def m_run(doom_series_run, tmp_path_factory):
+    """The session's Doom run with a small M trained on it."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("train") / "run"
+    shutil.copytree(doom_series_run, run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
+                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
+    return run
+
+
+def test_training_writes_history_checkpoint_and_best_and_continues(m_run, copy_run, capsys):
+    run = copy_run(m_run)
+    assert train.main(["--run", str(run), *QUICK, "--generations", "2"]) == 0
+    out = run / "es"
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2]
+    assert rows[0]["evaluations"] == 4 and rows[0]["steps_max"] <= 15
+    assert rows[1]["eval_score"] is not None
+    best = json.loads((out / "best.json").read_text())
+    assert len(best["params"]) == 64 + 16 + 16 and best["generation"] == 2
+    assert (out / "history.csv").read_text().count("\n") == 3
+    assert train.main(["--run", str(run), "--generations", "3"]) == 0  # the run's settings, one more
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in rows] == [1, 2, 3]
+    assert "gen 3/3" in capsys.readouterr().out
+
+
+def test_training_over_mpi(m_run, copy_run, run_stage):
+    run = copy_run(m_run)
+    done = run_stage("train", "--run", str(run), *QUICK, "--generations", "2", ranks=3, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 evaluating rank(s)" in done.stdout and "gen 2/2" in done.stdout
+
+
+def test_without_m_the_message_names_rnn_train(doom_series_run, copy_run, capsys):
+    run = copy_run(doom_series_run)
+    assert train.main(["--run", str(run), *QUICK, "--generations", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "run `python -m wm.rnn_train" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value", [("--generations", "0"), ("--popsize", "1"), ("--sigma-init", "0"),
+                                         ("--eval-every", "-1")])
+def test_bad_flags_are_one_line(m_run, flag, value, capsys):
+    assert train.main(["--run", str(m_run), *QUICK, flag, value]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and len(err.strip().splitlines()) == 1

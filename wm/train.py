@@ -1,0 +1,182 @@
+"""Stage 5: train C with an evolution strategy, over MPI ranks or in one process.
+
+    mpirun -n 17 python -m wm.train --run runs/carracing --optimizer cma [--generations 100]
+
+Rank 0 runs the strategy (CMA-ES, PEPG, OpenES or a GA) and hands out (candidate, episode) tasks;
+ranks 1..N-1 each load V and M once (CPU, one thread) and play episodes in the real env with the
+candidate controller. Writes RUN/es/: checkpoint.pkl (after every generation; running the same
+command again continues from it, raising --generations extends a run), history.csv and
+history.jsonl (one row per generation), TensorBoard scalars, and best.json: the best evaluated
+mean parameters with their score (the mean is evaluated every --eval-every generations on
+--eval-episodes fresh episodes). Exit status: 0 done, 1 bad input, 130 stopped by a signal (the
+checkpoint of the last finished generation is kept: re-run to continue).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from contextlib import ExitStack
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from es.mpi import Comm, run_ranks, single_thread, usage_error
+from es.strategies import make_strategy
+from es.trainer import Checkpoints, ESSettings, Evaluate, GenerationRow, TrainerState, train
+from wm.config import TrainConfig, as_dict, parse_stage_config
+from wm.controller import ControllerSpec
+from wm.errors import WMError
+from wm.files import atomic_write, write_bytes, write_json
+from wm.models import load_mdrnn, load_vae, rnn_weights, vae_digest, weights_digest
+from wm.rundir import locked, make_stage_dir, save_stage_config
+
+ES_DIR = "es"
+
+
+def validate_config(cfg: TrainConfig) -> None:
+    """One clear error for values no training can run with."""
+    for name in ("generations", "popsize", "num_episode", "eval_episodes"):
+        value = getattr(cfg, name)
+        if value is None or value < 1:
+            raise WMError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if cfg.popsize < 2:
+        raise WMError(f"--popsize must be at least 2, got {cfg.popsize}")
+    if cfg.eval_every is None or cfg.eval_every < 0:
+        raise WMError(f"--eval-every must be >= 0, got {cfg.eval_every}")
+    if not math.isfinite(cfg.sigma_init) or cfg.sigma_init <= 0:
+        raise WMError(f"--sigma-init must be a positive number, got {cfg.sigma_init}")
+    if cfg.max_steps < 0 or cfg.seed < 0:
+        raise WMError("--max-steps and --seed must be >= 0")
+
+
+def controller_spec(run: str) -> ControllerSpec:
+    """C's shape from M's stored config (without loading M's weights)."""
+    config = rnn_weights(run)["config"]
+    return ControllerSpec(config["z_size"], config["hidden_size"], config["action_size"],
+                          with_cell=config["with_done"], bias=not config["with_done"])
+
+
+def make_evaluator(cfg: TrainConfig) -> Evaluate:
+    """On a worker: V, M and the env, loaded once; returns ``evaluate(params, seed)``."""
+    single_thread()
+    from wm.envs import make_env  # (workers only: the envs import pygame / ViZDoom)
+    from wm.rollout import WorldModelAgent
+
+    vae, _ = load_vae(cfg.run)
+    mdrnn, _ = load_mdrnn(cfg.run)
+    agent = WorldModelAgent(vae, mdrnn)
+    env = make_env(cfg.env, cfg.max_steps or None)
+
+    def evaluate(params: Any, seed: int) -> tuple[float, int]:
+        result = agent.run_episode(env, params, seed)
+        return result.total_reward, result.steps
+
+    return evaluate
+
+
+class TrainingLog:
+    """history.csv, history.jsonl, TensorBoard, best.json and a progress line per generation."""
+
+    def __init__(self, out: Path, total: int):
+        self.out, self.total = out, total
+        self._tb: Any = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            pass
+
+    def __call__(self, row: GenerationRow, strategy: Any, state: TrainerState) -> None:
+        values = asdict(row)
+        # Rewritten from the checkpoint's history each time, so a resumed run never holds rows twice.
+        fields = list(values)
+        rows = state.history
+
+        def write_csv(f: Any) -> None:
+            import io
+
+            text = io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            f.write(text.getvalue().encode())
+
+        atomic_write(self.out / "history.csv", write_csv)
+        atomic_write(self.out / "history.jsonl",
+                     lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
+        if self._tb is not None:
+            for key, value in values.items():
+                if key != "generation" and value is not None:
+                    self._tb.add_scalar(key, value, row.generation)
+            self._tb.flush()
+        if row.eval_score is not None and state.best_eval_params is not None:
+            write_json(self.out / "best.json", {"score": state.best_eval_score,
+                                                "generation": row.generation,
+                                                "params": state.best_eval_params})
+        evaluated = f" | eval {row.eval_score:.1f} (best {state.best_eval_score:.1f})" \
+            if row.eval_score is not None else ""
+        print(f"[train] gen {row.generation}/{self.total} | fitness mean {row.fitness_mean:.1f} "
+              f"max {row.fitness_max:.1f} | sigma {row.sigma_rms:.4f} | steps {row.steps_mean:.0f} | "
+              f"busy {row.busy_fraction:.0%} | {row.elapsed_s:.0f}s{evaluated}", flush=True)
+
+
+def train_controller(cfg: TrainConfig, comm: Comm) -> None:
+    """Run the ES on every rank (rank 0 coordinates)."""
+    out = Path(cfg.run) / ES_DIR
+    identity: dict[str, Any] = {}
+    with ExitStack() as stack:
+        _train_controller(cfg, comm, out, identity, stack)
+
+
+def _train_controller(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[str, Any],
+                      stack: ExitStack) -> None:
+
+    def set_up() -> None:  # rank 0: checks and outputs; an error ends every rank with one line
+        spec = controller_spec(cfg.run)
+        identity.update(env=cfg.env, optimizer=cfg.optimizer, popsize=cfg.popsize, sigma_init=cfg.sigma_init,
+                        num_params=spec.num_params, vae=vae_digest(cfg.run),
+                        rnn=weights_digest(rnn_weights(cfg.run)),
+                        max_steps=cfg.max_steps)
+        make_stage_dir(cfg.run, ES_DIR)
+        stack.enter_context(locked(out))  # held until the end of the stage
+        save_stage_config(cfg.run, "train", as_dict(cfg), ())
+        print(f"[train] {cfg.optimizer}, {spec.num_params} parameters, population {cfg.popsize} x "
+              f"{cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)", flush=True)
+
+    comm.on_root(set_up, (WMError,))
+    settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
+                          eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
+    state = train(
+        comm,
+        make_strategy=lambda: make_strategy(cfg.optimizer, identity["num_params"], cfg.popsize, cfg.seed,
+                                            sigma_init=cfg.sigma_init),
+        make_evaluate=lambda: make_evaluator(cfg),
+        settings=settings,
+        checkpoints=Checkpoints(out / "checkpoint.pkl", write_bytes),
+        identity=identity, force=cfg.force,
+        on_row=TrainingLog(out, cfg.generations) if comm.is_root else lambda *a: None,
+    )
+    if state is not None:
+        best = (f"best evaluated score {state.best_eval_score:.1f}" if state.best_eval_params
+                else "no evaluation yet")
+        print(f"[train] done: {state.generation} generations; {best}; outputs in {out}", flush=True)
+
+
+def parse_config(argv: list[str] | None) -> TrainConfig:
+    return parse_stage_config("train", TrainConfig, argv, "python -m wm.train", __doc__, validate_config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_config(argv)
+    except WMError as err:
+        return usage_error(err)
+    return run_ranks(lambda comm: train_controller(cfg, comm), clean_errors=(WMError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
