@@ -1,0 +1,147 @@
+"""ES trainer figures: update time per algorithm, parallel efficiency, worker busy fraction, the
+master's CPU use, and the full policy's overhead over a bare CarRacing step.
+
+    python benchmarks/es_speed.py [--generations 3] [--popsize 32] [--num-episode 4] [--skip-policy]
+
+Parallel figures use a synthetic CPU-bound episode whose length is drawn like Doom's (100 to 2100
+steps, 0.5 ms of arithmetic per step), so they measure the trainer, not an env. Run it alone:
+the workers need the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+from es.mpi import mpirun_command, run_ranks  # noqa: E402
+from es.strategies import make_strategy  # noqa: E402
+from es.trainer import Checkpoints, ESSettings, train  # noqa: E402
+
+STEP_S = 0.5e-3  # about a Doom step with the full policy on this machine (env ~0.4 ms, V+M+C ~1 ms)
+
+
+def busy_episode(params: np.ndarray, seed: int) -> tuple[float, int]:
+    """Doom-like lengths (100 to 2100 steps, mostly short), STEP_S of arithmetic per step."""
+    steps = int(min(2100, 100 + np.random.default_rng(seed).exponential(300)))
+    x = 0.0
+    end = time.perf_counter() + steps * STEP_S
+    while time.perf_counter() < end:
+        x += 1.0
+    return float(-np.sum(params**2)), steps
+
+
+def worker_job(out: str, generations: int, popsize: int, num_episode: int) -> int:
+    """Run inside mpirun: train on busy episodes; rank 0 prints JSON figures."""
+
+    def job(comm) -> None:
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        settings = ESSettings(generations=generations, num_episode=num_episode, eval_every=0, eval_episodes=1)
+        state = train(comm, lambda: make_strategy("pepg", 64, popsize, seed=0), lambda: busy_episode,
+                      settings, Checkpoints(Path(out) / "ckpt.pkl", lambda p, b: p.write_bytes(b)),
+                      identity={}, force=False, on_row=lambda *a: None)
+        if comm.is_root:
+            wall = time.monotonic() - wall0
+            rows = state.history
+            print(json.dumps({
+                "generations_per_s": len(rows) / rows[-1]["elapsed_s"],
+                "busy": [r["busy_fraction"] for r in rows],
+                "master_cpu_fraction": (time.process_time() - cpu0) / wall,
+            }))
+
+    return run_ranks(job)
+
+
+def run_parallel(ranks: int, generations: int, popsize: int, num_episode: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, __file__, "--worker-job", tmp, "--generations", str(generations),
+                   "--popsize", str(popsize), "--num-episode", str(num_episode)]
+        if ranks > 1:
+            command = [*mpirun_command(ranks), *command]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def update_times(num_params: int = 1088, popsize: int = 64, generations: int = 20) -> dict[str, float]:
+    """Median seconds of ask + tell per generation for each algorithm (fitness made up)."""
+    times = {}
+    for name in ("cma", "pepg", "openes", "ga"):
+        strategy = make_strategy(name, num_params, popsize, seed=0)
+        rng = np.random.default_rng(0)
+        samples = []
+        for _ in range(generations):
+            start = time.perf_counter()
+            solutions = strategy.ask()
+            strategy.tell(-np.sum(solutions**2, axis=1) + rng.normal(0, 0.01, popsize))
+            samples.append(time.perf_counter() - start)
+        times[name] = float(np.median(samples))
+    return times
+
+
+def policy_overhead(steps: int = 300) -> tuple[float, float]:
+    """Seconds per CarRacing step: the bare env, and with V encode + M step + C (random weights)."""
+    import torch
+
+    from wm.envs import make_env
+    from wm.mdrnn import MDRNN, carracing_config
+    from wm.rollout import WorldModelAgent
+    from wm.vae import ConvVAE, VAEConfig
+
+    torch.set_num_threads(1)
+    env = make_env("carracing", max_steps=steps)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.uniform(-1, 1, 3))
+    bare = (time.perf_counter() - start) / steps
+    agent = WorldModelAgent(ConvVAE(VAEConfig(32)), MDRNN(carracing_config()))
+    params = rng.normal(0, 0.1, agent.spec.num_params)
+    start = time.perf_counter()
+    result = agent.run_episode(env, params, seed=0)
+    full = (time.perf_counter() - start) / result.steps
+    env.close()
+    return bare, full
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=3)
+    parser.add_argument("--popsize", type=int, default=32)
+    parser.add_argument("--num-episode", type=int, default=4)
+    parser.add_argument("--skip-policy", action="store_true")
+    parser.add_argument("--worker-job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_job:
+        sys.exit(worker_job(args.worker_job, args.generations, args.popsize, args.num_episode))
+    print(f"machine: {os.cpu_count()} cores")
+    for name, seconds in update_times().items():
+        print(f"ES update (ask + tell), 1088 parameters, population 64, {name}: {seconds * 1e3:.1f} ms")
+    one = run_parallel(2, args.generations, args.popsize, args.num_episode)  # master + 1 worker
+    two = run_parallel(3, args.generations, args.popsize, args.num_episode)  # master + 2 workers
+    efficiency = two["generations_per_s"] / (2 * one["generations_per_s"])
+    print(f"parallel efficiency (Doom-like episode lengths, population {args.popsize} x "
+          f"{args.num_episode}): 1 worker {one['generations_per_s']:.3f} gen/s, 2 workers {two['generations_per_s']:.3f} gen/s, "
+          f"efficiency {efficiency:.2f}")
+    print(f"worker busy fraction per generation (2 workers): mean {np.mean(two['busy']):.3f}, "
+          f"min {np.min(two['busy']):.3f}")
+    print(f"master CPU use while workers play: {two['master_cpu_fraction']:.1%} of one core")
+    if not args.skip_policy:
+        bare, full = policy_overhead()
+        print(f"CarRacing step: bare env {bare * 1e3:.2f} ms, with V+M+C policy {full * 1e3:.2f} ms; "
+              f"ratio {full / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
