@@ -132,8 +132,8 @@ def main() -> None:
     two = run_parallel(3, args.generations, args.popsize, args.num_episode)  # master + 2 workers
     efficiency = two["generations_per_s"] / (2 * one["generations_per_s"])
     print(f"parallel efficiency (Doom-like episode lengths, population {args.popsize} x "
-          f"{args.num_episode}): 1 worker {one['generations_per_s']:.3f} gen/s, 2 workers {two['generations_per_s']:.3f} gen/s, "
-          f"efficiency {efficiency:.2f}")
+          f"{args.num_episode}): 1 worker {one['generations_per_s']:.3f} gen/s, 2 workers "
+          f"{two['generations_per_s']:.3f} gen/s, efficiency {efficiency:.2f}")
     print(f"worker busy fraction per generation (2 workers): mean {np.mean(two['busy']):.3f}, "
           f"min {np.min(two['busy']):.3f}")
     print(f"master CPU use while workers play: {two['master_cpu_fraction']:.1%} of one core")
