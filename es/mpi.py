@@ -31,6 +31,9 @@ _LAUNCHER_VARS = (
 _POLL_S = 0.002  # sleep between polls while waiting: ~0% CPU, <= 2 ms extra latency
 _TAG_TALLY, _TAG_ASK, _TAG_GIVE = 77, 78, 79
 _ROOT_REPORT_WAIT_S = 60.0
+# Exit status after SIGINT or SIGTERM: whatever was finished is on disk; run the same command again
+# to continue (a batch script can requeue on this status).
+EXIT_INTERRUPTED = 130
 
 
 class AllRanksError(Exception):
@@ -319,7 +322,13 @@ def run_ranks(
     except KeyboardInterrupt as err:
         how = f" by {err.args[0]}" if err.args else ""
         print(_prefixed(f"interrupted{how}", comm), end="", file=sys.stderr)
-        return comm.abort(130)
+        if comm.size == 1:
+            return EXIT_INTERRUPTED
+        # mpirun and schedulers signal every rank: each leaves at once with the documented status
+        # (no MPI_Abort, whose code mpirun does not pass on); mpirun ends any rank still running.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     except Exception:  # a bug: report where, then stop every rank
         print(_prefixed(traceback.format_exc(), comm), end="", file=sys.stderr)
         return comm.abort(1)

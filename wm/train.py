@@ -6,10 +6,13 @@ Rank 0 runs the strategy (CMA-ES, PEPG, OpenES or a GA) and hands out (candidate
 ranks 1..N-1 each load V and M once (CPU, one thread) and play episodes in the real env with the
 candidate controller. Writes RUN/es/: checkpoint.pkl (after every generation; running the same
 command again continues from it, raising --generations extends a run), history.csv and
-history.jsonl (one row per generation), TensorBoard scalars, and best.json: the best evaluated
-mean parameters with their score (the mean is evaluated every --eval-every generations on
---eval-episodes fresh episodes). Exit status: 0 done, 1 bad input, 130 stopped by a signal (the
-checkpoint of the last finished generation is kept: re-run to continue).
+history.jsonl (one row per generation), TensorBoard scalars, best.json: the best evaluated mean
+parameters with their score (the mean is evaluated every --eval-every generations on
+--eval-episodes fresh episodes), and status.json: {"finished": true} once all generations are done.
+SIGINT or SIGTERM (Ctrl-C, mpirun, a scheduler's time limit) stops every rank at once; the
+checkpoint of the last finished generation is kept and status.json says "interrupted": run the
+same command again to continue. Exit status: 0 done, 1 bad input or failure, 130 interrupted
+(without mpirun; under mpirun, mpirun's own non-zero status).
 """
 
 from __future__ import annotations
@@ -150,7 +153,27 @@ def _train_controller(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[st
     comm.on_root(set_up, (WMError,))
     settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
                           eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
-    state = train(
+    status = out / "status.json"
+    if comm.is_root:  # what a batch script reads to decide whether to requeue the job
+        write_json(status, {"finished": False, "state": "running", "generations": cfg.generations})
+    try:
+        state = _run(cfg, comm, out, identity, settings)
+    except KeyboardInterrupt as stop:
+        if comm.is_root:
+            write_json(status, {"finished": False, "state": "interrupted", "signal": str(stop),
+                                "generations": cfg.generations})
+        raise
+    if state is not None:
+        write_json(status, {"finished": True, "state": "finished", "generation": state.generation,
+                            "generations": cfg.generations})
+        best = (f"best evaluated score {state.best_eval_score:.1f}" if state.best_eval_params
+                else "no evaluation yet")
+        print(f"[train] done: {state.generation} generations; {best}; outputs in {out}", flush=True)
+
+
+def _run(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[str, Any],
+         settings: ESSettings) -> TrainerState | None:
+    return train(
         comm,
         make_strategy=lambda: make_strategy(cfg.optimizer, identity["num_params"], cfg.popsize, cfg.seed,
                                             sigma_init=cfg.sigma_init),
@@ -160,10 +183,6 @@ def _train_controller(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[st
         identity=identity, force=cfg.force,
         on_row=TrainingLog(out, cfg.generations) if comm.is_root else lambda *a: None,
     )
-    if state is not None:
-        best = (f"best evaluated score {state.best_eval_score:.1f}" if state.best_eval_params
-                else "no evaluation yet")
-        print(f"[train] done: {state.generation} generations; {best}; outputs in {out}", flush=True)
 
 
 def parse_config(argv: list[str] | None) -> TrainConfig:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
+from es.mpi import mpirun_command
 from es.strategies import strategy_from_state
-from tests.conftest import run_python
+from tests.conftest import ROOT, run_python, stage_env
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +80,66 @@ def test_a_failing_worker_ends_the_job_with_its_traceback(tmp_path):
     assert done.returncode != 0
     assert "RuntimeError: worker failed on purpose" in done.stderr
     assert "[rank 1]" in done.stderr or "[rank 2]" in done.stderr
+
+
+def start_job(out, generations: int, ranks: int) -> subprocess.Popen:
+    command = [*mpirun_command(ranks), sys.executable, "-m", "tests.es.es_job", str(out), "cma",
+               str(generations)]
+    return subprocess.Popen(command, cwd=ROOT, env=stage_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_generation(out, at_least: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if pickle.loads((out / "checkpoint.pkl").read_bytes())["trainer"]["generation"] >= at_least:
+                return
+        except (OSError, EOFError, pickle.UnpicklingError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the job did not reach the generation")
+
+
+def test_sigterm_stops_every_rank_and_the_run_resumes_from_its_checkpoint(tmp_path):
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    stopped.mkdir(), whole.mkdir()
+    proc = start_job(stopped, 100_000, ranks=3)
+    wait_for_generation(stopped, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)  # every rank ends promptly
+    assert proc.returncode != 0
+    reached = pickle.loads((stopped / "checkpoint.pkl").read_bytes())["trainer"]["generation"]
+    assert reached >= 3
+    assert job(stopped, "cma", reached + 2, ranks=3).returncode == 0
+    assert job(whole, "cma", reached + 2).returncode == 0
+    assert_same(final(stopped), final(whole))
+
+
+def test_a_worker_killed_with_sigkill_ends_the_job_with_the_checkpoint_intact(tmp_path):
+    proc = start_job(tmp_path, 100_000, ranks=3)
+    wait_for_generation(tmp_path, 2, proc)
+    workers = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+               if _rank_of(pid) == "1"]
+    assert workers, "no rank 1 process found"
+    os.kill(workers[0], signal.SIGKILL)
+    start = time.monotonic()
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0 and time.monotonic() - start < 30
+    data = pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())
+    assert data["trainer"]["generation"] >= 2
+    assert strategy_from_state(data["strategy"]).result().generation == data["trainer"]["generation"]
+
+
+def _rank_of(pid: int) -> str | None:
+    """The Open MPI rank of a process of this test's job, from its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"tests.es.es_job" not in f.read():
+                return None
+    except OSError:
+        return None
+    rank = env.get(b"OMPI_COMM_WORLD_RANK")
+    return rank.decode() if rank else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -61,3 +62,31 @@ def test_bad_flags_are_one_line(m_run, flag, value, capsys):
     assert train.main(["--run", str(m_run), *QUICK, flag, value]) == 2
     err = capsys.readouterr().err
     assert flag in err and len(err.strip().splitlines()) == 1
+
+
+def test_status_json_tells_a_scheduler_whether_to_requeue(m_run, copy_run):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, stage_env
+
+    run = copy_run(m_run)
+    proc = subprocess.Popen([sys.executable, "-m", "wm.train", "--run", str(run), *QUICK, "--generations",
+                             "1000"], cwd=ROOT, env=stage_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    history = run / "es" / "history.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (history.exists() and history.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    status = json.loads((run / "es" / "status.json").read_text())
+    assert status["finished"] is False and status["state"] == "interrupted"
+    done = history.read_text().count("\n")
+    assert train.main(["--run", str(run), "--generations", str(done + 1)]) == 0
+    status = json.loads((run / "es" / "status.json").read_text())
+    assert status == {"finished": True, "state": "finished", "generation": done + 1,
+                      "generations": done + 1}
