@@ -205,6 +205,8 @@ class TrainConfig:
     max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
     seed: int = arg(0, "seed of the strategy and of every episode's seed")
     force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
+    dream: bool = arg(False, "train inside M's dream instead of the real env (arrives with the Doom "
+                      "TakeCover experiment; refused until then)")
 
 
 @dataclass
@@ -229,7 +231,7 @@ def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, 
     env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
     saved = stage_config(typed["run"], stage)
     if saved and saved.get("env") == env and "preset" not in typed and not typed.get("fresh"):
-        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force", "dream"}
         return {k: v for k, v in saved.items() if k in names}
     preset = typed.get("preset") or DEFAULT_PRESET
     return {"env": env, "preset": preset, **preset_values(stage, env, preset)}

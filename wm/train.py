@@ -53,6 +53,9 @@ def validate_config(cfg: TrainConfig) -> None:
         raise WMError(f"--sigma-init must be a positive number, got {cfg.sigma_init}")
     if cfg.max_steps < 0 or cfg.seed < 0:
         raise WMError("--max-steps and --seed must be >= 0")
+    if cfg.dream:
+        raise WMError("--dream: training in M's dream is not built yet (it comes with the Doom TakeCover "
+                      "experiment); leave it out to train in the real env")
 
 
 def controller_spec(run: str) -> ControllerSpec:

@@ -90,3 +90,18 @@ def test_status_json_tells_a_scheduler_whether_to_requeue(m_run, copy_run):
     status = json.loads((run / "es" / "status.json").read_text())
     assert status == {"finished": True, "state": "finished", "generation": done + 1,
                       "generations": done + 1}
+
+
+def test_carracing_controller_trains_in_the_real_env(carracing_series_run, copy_run):
+    run = copy_run(carracing_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--steps-per-epoch", "1", "--hidden-size", "8",
+                           "--batch-size", "2", "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
+    assert train.main(["--run", str(run), "--preset", "quick", "--max-steps", "5", "--popsize", "2",
+                       "--num-episode", "1", "--generations", "1", "--eval-every", "0"]) == 0
+    row = json.loads((run / "es" / "history.jsonl").read_text())
+    assert row["steps_max"] == 5 and row["evaluations"] == 2
+
+
+def test_dream_is_refused_until_it_exists(m_run, capsys):
+    assert train.main(["--run", str(m_run), *QUICK, "--dream"]) == 2
+    assert "--dream" in capsys.readouterr().err
