@@ -52,16 +52,17 @@ def test_resume_is_bit_for_bit_the_run_that_never_stopped(tmp_path, optimizer):
     assert history[-1] > history[0]  # and it optimises
 
 
-def test_mpi_gives_the_same_numbers_as_one_process_and_resumes(tmp_path):
+@pytest.mark.parametrize("optimizer", ["cma", "pepg", "openes", "ga"])
+def test_mpi_gives_the_same_numbers_as_one_process_and_resumes(tmp_path, optimizer):
     solo, mpi, resumed = tmp_path / "solo", tmp_path / "mpi", tmp_path / "resumed"
     for d in (solo, mpi, resumed):
         d.mkdir()
-    assert job(solo, "pepg", 6).returncode == 0
-    done = job(mpi, "pepg", 6, ranks=3)
+    assert job(solo, optimizer, 6).returncode == 0
+    done = job(mpi, optimizer, 6, ranks=3)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ranks"] == 3
-    assert job(resumed, "pepg", 3, ranks=3).returncode == 0
-    assert job(resumed, "pepg", 6, ranks=2).returncode == 0  # resumed on another number of ranks
+    assert job(resumed, optimizer, 3, ranks=3).returncode == 0
+    assert job(resumed, optimizer, 6, ranks=2).returncode == 0  # resumed on another number of ranks
     assert_same(final(solo), final(mpi))
     assert_same(final(solo), final(resumed))
 
