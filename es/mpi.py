@@ -28,7 +28,7 @@ _LAUNCHER_VARS = (
     ("PMI_RANK", "PMI_SIZE"),  # MPICH / Intel MPI hydra, srun --mpi=pmi2
     ("PMIX_RANK", None),  # PMIx launchers (srun --mpi=pmix); no size variable
 )
-_POLL_S = 0.002  # sleep between polls while waiting: ~0% CPU, <= 2 ms extra latency
+POLL_S = 0.002  # sleep between polls while waiting: ~0% CPU, <= 2 ms extra latency
 _TAG_TALLY, _TAG_ASK, _TAG_GIVE = 77, 78, 79
 _ROOT_REPORT_WAIT_S = 60.0
 # Exit status after SIGINT or SIGTERM: whatever was finished is on disk; run the same command again
@@ -98,7 +98,7 @@ class Comm:
             done, value = request.test()
             if done:
                 return value
-            time.sleep(_POLL_S)
+            time.sleep(POLL_S)
 
     def barrier(self) -> None:
         if self._comm is not None:
@@ -182,9 +182,10 @@ class Comm:
 class WorkQueue:
     """Hands out work items to ranks as they become free, so uneven items leave no rank idle.
 
-    Rank 0 holds the queue and works too: it answers the other ranks whenever it calls
-    :meth:`serve` (one non-blocking probe: cheap enough to call every step of a long task), so a
-    rank asking for work waits at most one of rank 0's steps. Ranks ask only when free: reserving
+    Rank 0 holds the queue and answers the other ranks whenever it calls :meth:`serve` (one
+    non-blocking probe: cheap enough to call every step of a long task). It may work on items too
+    (extraction) or only serve (the ES trainer's master); a rank asking for work waits at most one
+    of rank 0's steps. Ranks ask only when free: reserving
     an item ahead would leave the last items queued behind busy ranks while others idle. Every item
     is handed out exactly once; which rank gets it depends on timing.
     """

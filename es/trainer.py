@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from es.mpi import Comm, WorkQueue
+from es.mpi import POLL_S, Comm, WorkQueue
 from es.strategies import Strategy, strategy_from_state
 
 Evaluate = Callable[[np.ndarray, int], tuple[float, int]]
 CHECKPOINT_FORMAT = "es-checkpoint-1"
-_POLL_S = 0.002
 
 
 @dataclass
@@ -104,7 +103,7 @@ def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[in
             results[k] = ret, steps, seconds
             received += 1
         queue.serve()
-        time.sleep(_POLL_S)
+        time.sleep(POLL_S)
     return results
 
 
@@ -127,6 +126,7 @@ def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate]) -> None:
 
 
 def stop_workers(comm: Comm) -> None:
+    """Tell the workers (waiting in :func:`worker_loop`) that training is over."""
     if comm.size > 1:
         comm.bcast(("stop", None))
 
@@ -138,11 +138,13 @@ class Checkpoints:
         self.path, self._write = path, write
 
     def save(self, strategy: Strategy, state: TrainerState, settings: ESSettings, identity: dict) -> None:
+        """Write everything needed to continue, atomically (through the writer given)."""
         blob = pickle.dumps({"format": CHECKPOINT_FORMAT, "strategy": strategy.state_dict(),
                              "trainer": asdict(state), "settings": asdict(settings), "identity": identity})
         self._write(self.path, blob)
 
     def load(self) -> dict[str, Any] | None:
+        """The checkpoint's contents, or None when there is none yet."""
         if not self.path.exists():
             return None
         with open(self.path, "rb") as f:
@@ -160,8 +162,9 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
     popsize; settings other than ``generations``) is refused unless ``force``.
     """
     data = checkpoints.load()
+    fresh = make_strategy()
     if data is None:
-        return make_strategy(), TrainerState()
+        return fresh, TrainerState()
     if not force:
         old = {**data["identity"], **{k: v for k, v in data["settings"].items() if k != "generations"}}
         new = {**identity, **{k: v for k, v in asdict(settings).items() if k != "generations"}}
@@ -170,7 +173,15 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
             details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
             raise ValueError(f"{checkpoints.path} was made with other settings ({details}); "
                              "use another run directory, or --force to continue it anyway")
-    return strategy_from_state(data["strategy"]), TrainerState(**data["trainer"])
+    restored = strategy_from_state(data["strategy"])
+    shape = ("name", "popsize", "num_params")
+    if any(getattr(restored, a) != getattr(fresh, a) for a in shape):
+        # Not even --force can turn one strategy into another: it would keep the old one silently.
+        was = ", ".join(f"{a} {getattr(restored, a)}" for a in shape)
+        now = ", ".join(f"{a} {getattr(fresh, a)}" for a in shape)
+        raise ValueError(f"{checkpoints.path} holds a strategy with {was}; this run needs {now}: use "
+                         "another run directory")
+    return restored, TrainerState(**data["trainer"])
 
 
 def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
@@ -234,19 +245,19 @@ def train(comm: Comm, make_strategy: Callable[[], Strategy], make_evaluate: Call
     def elapsed() -> float:
         return before + time.monotonic() - started
 
-    try:
-        while state.generation < settings.generations:
-            row = run_generation(comm, strategy, settings, state, evaluate, elapsed)
-            state.generation = row.generation
-            if settings.eval_every and state.generation % settings.eval_every == 0:
-                row.eval_score = evaluate_mean(comm, strategy, settings, state, evaluate)
-                if row.eval_score > state.best_eval_score:
-                    state.best_eval_score = row.eval_score
-                    state.best_eval_params = strategy.result().mean.tolist()
-            state.elapsed_s = row.elapsed_s
-            state.history.append(asdict(row))
-            checkpoints.save(strategy, state, settings, identity)
-            on_row(row, strategy, state)
-    finally:
-        stop_workers(comm)
+    while state.generation < settings.generations:
+        row = run_generation(comm, strategy, settings, state, evaluate, elapsed)
+        state.generation = row.generation
+        if settings.eval_every and state.generation % settings.eval_every == 0:
+            row.eval_score = evaluate_mean(comm, strategy, settings, state, evaluate)
+            if row.eval_score > state.best_eval_score:
+                state.best_eval_score = row.eval_score
+                state.best_eval_params = strategy.result().mean.tolist()
+        state.elapsed_s = row.elapsed_s
+        state.history.append(asdict(row))
+        checkpoints.save(strategy, state, settings, identity)
+        on_row(row, strategy, state)
+    # Only after a normal end: after an error or a signal the workers are not waiting for this,
+    # and the rank's exit (MPI_Abort, or os._exit for a signal) ends the job instead.
+    stop_workers(comm)
     return state

@@ -3,6 +3,10 @@
 #   WM_MPIRUN   the mpirun to use (default: the one beside python, else PATH's)
 wm_mpirun() {
   local np="$1"; shift
+  # One thread per rank for every numerical library (set before Python starts, as OpenBLAS reads
+  # it once): many ranks share the cores. Open MPI's mpirun passes the environment to its ranks.
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
+         MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
   local words
   words="$(python -m es.mpi "$np" "${WM_MPIRUN:-}")" || return 1
   local cmd

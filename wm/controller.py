@@ -32,6 +32,12 @@ class ControllerSpec:
         return self.input_size * self.action_size + (self.action_size if self.bias else 0)
 
 
+def spec_for(z_size: int, hidden_size: int, action_size: int, with_done: bool) -> ControllerSpec:
+    """C for an M of this shape: Doom's M (with a done head) gives [z, c, h] and no bias, as the
+    original; CarRacing's gives [z, h] with a bias."""
+    return ControllerSpec(z_size, hidden_size, action_size, with_cell=with_done, bias=not with_done)
+
+
 def carracing_spec(z_size: int = 32, hidden_size: int = 256) -> ControllerSpec:
     return ControllerSpec(z_size, hidden_size, action_size=3, with_cell=False, bias=True)
 

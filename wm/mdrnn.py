@@ -165,6 +165,21 @@ class MDRNN(nn.Module):
         params = MixtureParams(*(p.squeeze(1) for p in params))
         return params, None if done_logit is None else done_logit.squeeze(1), new_state
 
+    def advance(
+        self, z: Tensor, action: Tensor, state: LSTMState, restart: Tensor | None = None
+    ) -> LSTMState:
+        """Only the new state after one step (B, ...): what a controller in the real env needs,
+        without the mixture head's cost."""
+        x, flags = self._inputs(z.unsqueeze(1), action.unsqueeze(1),
+                                None if restart is None else restart.unsqueeze(1))
+        h, c = state
+        if flags is not None:
+            reset = flags[:, 0].view(1, -1, 1)
+            h = torch.where(reset, torch.zeros_like(h), h)
+            c = torch.where(reset, torch.zeros_like(c), c)
+        _, new_state = self.lstm(x, (h, c))
+        return new_state
+
     def _inputs(self, z: Tensor, action: Tensor, restart: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Check shapes; return the LSTM input (B, T, input_size) and the restart mask (B, T) or None."""
         cfg = self.config

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from wm.controller import ControllerSpec, LinearController
+from wm.controller import LinearController, spec_for
 from wm.mdrnn import MDRNN
 from wm.vae import ConvVAE, to_tensor
 
@@ -29,10 +29,9 @@ class WorldModelAgent:
     def __init__(self, vae: ConvVAE, mdrnn: MDRNN):
         self.vae, self.mdrnn = vae.eval(), mdrnn.eval()
         cfg = mdrnn.config
-        self.spec = ControllerSpec(cfg.z_size, cfg.hidden_size, cfg.action_size, with_cell=cfg.with_done,
-                                   bias=not cfg.with_done)
+        self.spec = spec_for(cfg.z_size, cfg.hidden_size, cfg.action_size, cfg.with_done)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def run_episode(self, env: gym.Env, params: np.ndarray, seed: int) -> EpisodeResult:
         """Play one episode with the controller ``params``; returns its return and length."""
         controller = LinearController(self.spec, params)
@@ -44,7 +43,7 @@ class WorldModelAgent:
             z, _ = self.vae.encode(to_tensor(frame[None]))
             action = controller.act(controller.features(z, h[0], c[0]))
             frame, reward, terminated, truncated, _ = env.step(action[0].numpy())
-            _, _, (h, c) = self.mdrnn.step(z, action, (h, c), restart)
+            h, c = self.mdrnn.advance(z, action, (h, c), restart)
             if restart is not None:
                 restart = torch.zeros(1)
             total += float(reward)

@@ -17,7 +17,9 @@ same command again to continue. Exit status: 0 done, 1 bad input or failure, 130
 
 from __future__ import annotations
 
+import atexit
 import csv
+import io
 import json
 import math
 import sys
@@ -27,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from es.mpi import Comm, run_ranks, single_thread, usage_error
-from es.strategies import make_strategy
+from es.strategies import Strategy, make_strategy
 from es.trainer import Checkpoints, ESSettings, Evaluate, GenerationRow, TrainerState, train
 from wm.config import TrainConfig, as_dict, parse_stage_config
-from wm.controller import ControllerSpec
+from wm.controller import ControllerSpec, spec_for
 from wm.errors import WMError
 from wm.files import atomic_write, write_bytes, write_json
 from wm.models import load_mdrnn, load_vae, rnn_weights, vae_digest, weights_digest
@@ -61,8 +63,7 @@ def validate_config(cfg: TrainConfig) -> None:
 def controller_spec(run: str) -> ControllerSpec:
     """C's shape from M's stored config (without loading M's weights)."""
     config = rnn_weights(run)["config"]
-    return ControllerSpec(config["z_size"], config["hidden_size"], config["action_size"],
-                          with_cell=config["with_done"], bias=not config["with_done"])
+    return spec_for(config["z_size"], config["hidden_size"], config["action_size"], config["with_done"])
 
 
 def make_evaluator(cfg: TrainConfig) -> Evaluate:
@@ -75,6 +76,7 @@ def make_evaluator(cfg: TrainConfig) -> Evaluate:
     mdrnn, _ = load_mdrnn(cfg.run)
     agent = WorldModelAgent(vae, mdrnn)
     env = make_env(cfg.env, cfg.max_steps or None)
+    atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
 
     def evaluate(params: Any, seed: int) -> tuple[float, int]:
         result = agent.run_episode(env, params, seed)
@@ -96,15 +98,13 @@ class TrainingLog:
         except ImportError:
             pass
 
-    def __call__(self, row: GenerationRow, strategy: Any, state: TrainerState) -> None:
+    def __call__(self, row: GenerationRow, strategy: Strategy, state: TrainerState) -> None:
         values = asdict(row)
         # Rewritten from the checkpoint's history each time, so a resumed run never holds rows twice.
         fields = list(values)
         rows = state.history
 
         def write_csv(f: Any) -> None:
-            import io
-
             text = io.StringIO()
             writer = csv.DictWriter(text, fieldnames=fields)
             writer.writeheader()

@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--popsize", type=int, default=8)
     parser.add_argument("--crash", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--problem", default="sphere", help="names the problem in the checkpoint")
     args = parser.parse_args()
     out = Path(args.out)
     settings = ESSettings(generations=args.generations, num_episode=2, eval_every=2, eval_episodes=3, seed=1)
@@ -48,7 +49,7 @@ def main() -> int:
     def job(comm) -> None:
         state = train(comm, lambda: make_strategy(args.optimizer, DIM, args.popsize, seed=3),
                       lambda: make_evaluate(args.crash), settings, Checkpoints(out / "checkpoint.pkl", write),
-                      identity={"problem": "sphere", "popsize": args.popsize}, force=args.force,
+                      identity={"problem": args.problem, "popsize": args.popsize}, force=args.force,
                       on_row=lambda row, strategy, state: None)
         if comm.is_root:
             print(json.dumps({"generation": state.generation, "ranks": comm.size,

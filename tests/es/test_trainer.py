@@ -69,11 +69,14 @@ def test_mpi_gives_the_same_numbers_as_one_process_and_resumes(tmp_path, optimiz
 
 def test_a_checkpoint_from_other_settings_is_refused_unless_forced(tmp_path):
     assert job(tmp_path, "cma", 2).returncode == 0
-    refused = job(tmp_path, "cma", 4, "--popsize", "10", ranks=2)
+    refused = job(tmp_path, "cma", 4, "--problem", "other", ranks=2)
     assert refused.returncode != 0
-    assert refused.stderr.count("error:") == 1 and "popsize: 8 -> 10" in refused.stderr
+    assert refused.stderr.count("error:") == 1 and "problem: 'sphere' -> 'other'" in refused.stderr
     assert "MPI_ABORT" not in refused.stderr
-    assert job(tmp_path, "cma", 4, "--popsize", "10", "--force").returncode == 0
+    assert job(tmp_path, "cma", 4, "--problem", "other", "--force").returncode == 0
+    # Not even --force turns the strategy into another one (it would silently keep the old one).
+    reshaped = job(tmp_path, "cma", 6, "--popsize", "10", "--force")
+    assert reshaped.returncode != 0 and "holds a strategy with name cma, popsize 8" in reshaped.stderr
 
 
 def test_a_failing_worker_ends_the_job_with_its_traceback(tmp_path):
@@ -115,6 +118,17 @@ def test_sigterm_stops_every_rank_and_the_run_resumes_from_its_checkpoint(tmp_pa
     assert job(stopped, "cma", reached + 2, ranks=3).returncode == 0
     assert job(whole, "cma", reached + 2).returncode == 0
     assert_same(final(stopped), final(whole))
+
+
+def test_sigterm_to_the_master_alone_ends_the_job(tmp_path):
+    proc = start_job(tmp_path, 100_000, ranks=3)
+    wait_for_generation(tmp_path, 2, proc)
+    master = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _rank_of(pid) == "0"]
+    assert master, "no rank 0 process found"
+    os.kill(master[0], signal.SIGTERM)
+    proc.communicate(timeout=30)  # the workers wait for tasks: they must not hang the job
+    assert proc.returncode != 0
+    assert pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())["trainer"]["generation"] >= 2
 
 
 def test_a_worker_killed_with_sigkill_ends_the_job_with_the_checkpoint_intact(tmp_path):

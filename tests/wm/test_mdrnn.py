@@ -324,3 +324,15 @@ def test_learns_simple_dynamics() -> None:
         losses.append(loss.item())
     assert math.isfinite(losses[-1])
     assert losses[-1] < losses[0] - 1.0, (losses[0], losses[-1])
+
+
+def test_advance_gives_the_same_state_as_step():
+    for config in (MDRNNConfig(z_size=3, action_size=1, hidden_size=8, with_done=True),
+                   MDRNNConfig(z_size=3, action_size=2, hidden_size=8)):
+        model = MDRNN(config)
+        state = (torch.randn(1, 2, 8), torch.randn(1, 2, 8))
+        z, a = torch.randn(2, 3), torch.randn(2, config.action_size)
+        restart = torch.tensor([1.0, 0.0]) if config.with_done else None
+        _, _, expected = model.step(z, a, state, restart)
+        got = model.advance(z, a, state, restart)
+        assert torch.allclose(got[0], expected[0]) and torch.allclose(got[1], expected[1])
