@@ -24,12 +24,13 @@ def bash(script: str, *args: str, env: dict[str, str] | None = None, timeout: fl
 def test_quickstart_runs_the_pipeline_on_the_quick_preset(tmp_path):
     run = tmp_path / "quick"
     done = bash("launch/quickstart.bash", "--episodes", "2", "--max-steps", "30",
-                env={"RUN": str(run), "NP": "2"})
+                env={"RUN": str(run), "NP": "2",
+                     "TRAIN_ARGS": "--max-steps 10 --popsize 4 --num-episode 1 --eval-episodes 2"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 MPI ranks" in done.stdout and "[extract] done" in done.stdout
     summary = json.loads((run / "record" / "summary.json").read_text())
     assert (summary["env"], summary["episodes"], summary["ranks"]) == ("doom", 2, 2)
-    for weights in ("vae/vae.pt", "rnn/rnn.pt", "series/initial_z.npz"):
+    for weights in ("vae/vae.pt", "rnn/rnn.pt", "series/initial_z.npz", "es/best.json"):
         assert (run / weights).is_file(), weights
     assert "[quickstart] done" in done.stdout
 
