@@ -40,6 +40,7 @@ class Result:
 
 # -- option checks shared by the strategies: a bad option is a ValueError naming it --
 def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; a ValueError naming the option otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
@@ -59,6 +60,7 @@ def check_float(name: str, value: Any, low: float, high: float = np.inf, low_ope
 
 
 def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool (numpy's too); a ValueError naming the option otherwise."""
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)

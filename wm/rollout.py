@@ -19,6 +19,8 @@ from wm.vae import ConvVAE, to_tensor
 
 @dataclass
 class EpisodeResult:
+    """What one episode of the agent scored."""
+
     total_reward: float
     steps: int
 
