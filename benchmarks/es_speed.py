@@ -90,9 +90,10 @@ def update_times(num_params: int = 1088, popsize: int = 64, generations: int = 2
     return times
 
 
-def policy_overhead(steps: int = 400) -> tuple[float, float]:
-    """Seconds per CarRacing step spent in the env and in the policy (V encode + C + M step,
-    untrained weights, one thread), timed separately within the same episodes."""
+def policy_overhead(slots: int = 1, steps: int = 300) -> tuple[float, float]:
+    """Seconds per CarRacing env step spent in the env, and in env + policy (V encode + C + M step,
+    untrained weights, one thread), timed separately within the same steps; ``slots`` envs are
+    stepped in lockstep with V and M batched over them, as ``wm.train --envs-per-worker``."""
     import torch
 
     from wm.controller import LinearController
@@ -103,25 +104,28 @@ def policy_overhead(steps: int = 400) -> tuple[float, float]:
 
     torch.set_num_threads(1)
     agent = WorldModelAgent(ConvVAE(VAEConfig(32)), MDRNN(carracing_config()))
-    controller = LinearController(agent.spec, np.random.default_rng(0).normal(0, 0.1, agent.spec.num_params))
-    env = make_env("carracing", max_steps=steps)
+    rng = np.random.default_rng(0)
+    controllers = [LinearController(agent.spec, rng.normal(0, 0.1, agent.spec.num_params))
+                   for _ in range(slots)]
+    envs = [make_env("carracing", max_steps=steps + 1) for _ in range(slots)]
     env_s = policy_s = 0.0
     with torch.inference_mode():
-        frame, _ = env.reset(seed=0)
-        h, c = agent.mdrnn.initial_state(1)
+        frames = [env.reset(seed=i)[0] for i, env in enumerate(envs)]
+        h, c = agent.mdrnn.initial_state(slots)
         for _ in range(steps):
             start = time.perf_counter()
-            z, _ = agent.vae.encode(to_tensor(frame[None]))
-            action = controller.act(controller.features(z, h[0], c[0]))
-            h, c = agent.mdrnn.advance(z, action, (h, c))
+            z, _ = agent.vae.encode(to_tensor(np.stack(frames)))
+            actions = torch.cat([ctl.act(ctl.features(z[i : i + 1], h[0, i : i + 1], c[0, i : i + 1]))
+                                 for i, ctl in enumerate(controllers)])
+            h, c = agent.mdrnn.advance(z, actions, (h, c))
             policy_s += time.perf_counter() - start
             start = time.perf_counter()
-            frame, _, terminated, truncated, _ = env.step(action[0].numpy())
+            frames = [env.step(actions[i].numpy())[0] for i, env in enumerate(envs)]
             env_s += time.perf_counter() - start
-            if terminated or truncated:
-                break
-    env.close()
-    return env_s / steps, (env_s + policy_s) / steps
+    for env in envs:
+        env.close()
+    env_steps = steps * slots
+    return env_s / env_steps, (env_s + policy_s) / env_steps
 
 
 def main() -> None:
@@ -147,10 +151,10 @@ def main() -> None:
           f"min {np.min(two['busy']):.3f}")
     print(f"master CPU use while workers play: {two['master_cpu_fraction']:.1%} of one core")
     if not args.skip_policy:
-        bare, full = policy_overhead()
-        print(f"CarRacing step: bare env {bare * 1e3:.2f} ms, with V+M+C policy {full * 1e3:.2f} ms; "
-              f"ratio {full / bare:.2f}")
-
+        for slots in (1, 8):
+            bare, full = policy_overhead(slots)
+            print(f"CarRacing step, {slots} env(s) per worker: env {bare * 1e3:.2f} ms, env + V+M+C policy "
+                  f"{full * 1e3:.2f} ms; ratio {full / bare:.3f}")
 
 if __name__ == "__main__":
     main()

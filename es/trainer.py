@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,17 @@ from es.mpi import POLL_S, Comm, WorkQueue
 from es.strategies import Strategy, strategy_from_state
 
 Evaluate = Callable[[np.ndarray, int], tuple[float, int]]
+Job = tuple[Any, np.ndarray, int]  # (key, parameters, seed)
+
+
+class BatchEvaluate(Protocol):
+    """An evaluator that plays ``slots`` episodes at once (e.g. envs stepped in lockstep so a
+    policy network runs batched): it pulls jobs from ``next_job`` until that returns None."""
+
+    slots: int
+
+    def run(self, next_job: Callable[[], Job | None]) -> Iterator[tuple[Any, tuple[float, int]]]:
+        """Yields (key, (return, steps)) as episodes end."""
 CHECKPOINT_FORMAT = "es-checkpoint-1"
 
 
@@ -84,15 +95,14 @@ def eval_seed(settings: ESSettings, generation: int, episode: int) -> int:
 
 
 def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[int, int]],
-                 evaluate: Evaluate | None) -> np.ndarray:
+                 evaluate: Evaluate | BatchEvaluate | None) -> np.ndarray:
     """On rank 0: play every task (row of ``population``, seed); returns (len(tasks), 3) of
     (return, steps, seconds). Other ranks serve in :func:`worker_loop`."""
     results = np.zeros((len(tasks), 3))
     if comm.size == 1:
-        for k, (row, seed) in enumerate(tasks):
-            start = time.perf_counter()
-            ret, steps = evaluate(population[row], seed)
-            results[k] = ret, steps, time.perf_counter() - start
+        pending = iter([(k, row, seed) for k, (row, seed) in enumerate(tasks)])
+        for k, ret, steps, seconds in play(evaluate, population, lambda: next(pending, None)):
+            results[k] = ret, steps, seconds
         return results
     comm.bcast(("evaluate", population.shape))
     comm.bcast_array(population, population.shape)
@@ -107,7 +117,32 @@ def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[in
     return results
 
 
-def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate]) -> None:
+def play(evaluate: Evaluate | BatchEvaluate, population: np.ndarray,
+         next_task: Callable[[], tuple[int, int, int] | None]) -> Iterator[tuple[int, float, int, float]]:
+    """Play tasks (k, row, seed) until ``next_task`` returns None; yields (k, return, steps, busy
+    seconds). A batch evaluator's episodes overlap: each counts its wall time / slots."""
+    if not hasattr(evaluate, "run"):
+        while (task := next_task()) is not None:
+            k, row, seed = task
+            start = time.perf_counter()
+            ret, steps = evaluate(population[row], seed)
+            yield k, float(ret), int(steps), time.perf_counter() - start
+        return
+    started: dict[int, float] = {}
+
+    def next_job() -> Job | None:
+        task = next_task()
+        if task is None:
+            return None
+        k, row, seed = task
+        started[k] = time.perf_counter()
+        return k, population[row], seed
+
+    for k, (ret, steps) in evaluate.run(next_job):
+        yield k, float(ret), int(steps), (time.perf_counter() - started.pop(k)) / evaluate.slots
+
+
+def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate]) -> None:
     """On ranks 1..N-1: build the evaluator once, then play the tasks rank 0 hands out until told
     to stop."""
     evaluate = make_evaluate()
@@ -117,11 +152,8 @@ def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate]) -> None:
             return
         population = comm.bcast_array(None, shape)
         queue = WorkQueue(comm, [])
-        while (task := queue.next()) is not None:
-            k, row, seed = task
-            start = time.perf_counter()
-            ret, steps = evaluate(population[row], seed)
-            comm.report((k, float(ret), int(steps), time.perf_counter() - start))
+        for result in play(evaluate, population, queue.next):
+            comm.report(result)
         comm.flush_reports()
 
 
@@ -185,7 +217,7 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
 
 
 def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
-                   evaluate: Evaluate | None, elapsed: Callable[[], float]) -> GenerationRow:
+                   evaluate: Evaluate | BatchEvaluate | None, elapsed: Callable[[], float]) -> GenerationRow:
     """Ask, evaluate every candidate on ``num_episode`` episodes, tell; returns the history row."""
     generation_start = time.monotonic()
     population = strategy.ask()
@@ -209,7 +241,7 @@ def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: 
 
 
 def evaluate_mean(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
-                  evaluate: Evaluate | None) -> float:
+                  evaluate: Evaluate | BatchEvaluate | None) -> float:
     """Mean return of the distribution's mean over ``eval_episodes`` fresh-seeded episodes."""
     mean = strategy.result().mean[None, :]
     tasks = [(0, eval_seed(settings, state.generation, j)) for j in range(settings.eval_episodes)]
@@ -219,8 +251,9 @@ def evaluate_mean(comm: Comm, strategy: Strategy, settings: ESSettings, state: T
 OnRow = Callable[[GenerationRow, Strategy, TrainerState], None]
 
 
-def train(comm: Comm, make_strategy: Callable[[], Strategy], make_evaluate: Callable[[], Evaluate],
-          settings: ESSettings, checkpoints: Checkpoints, identity: dict[str, Any], force: bool,
+def train(comm: Comm, make_strategy: Callable[[], Strategy],
+          make_evaluate: Callable[[], Evaluate | BatchEvaluate], settings: ESSettings,
+          checkpoints: Checkpoints, identity: dict[str, Any], force: bool,
           on_row: OnRow) -> TrainerState | None:
     """Run the remaining generations on every rank; returns the final state on rank 0.
 

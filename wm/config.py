@@ -204,6 +204,8 @@ class TrainConfig:
     sigma_init: float = arg(0.1, "initial step size of the strategy")
     max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
     seed: int = arg(0, "seed of the strategy and of every episode's seed")
+    envs_per_worker: int = arg(1, "envs each worker steps in lockstep so V and M run batched (faster; "
+                               "above 1, returns depend slightly on which episodes share a batch)")
     force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
     dream: bool = arg(False, "train inside M's dream instead of the real env (arrives with the Doom "
                       "TakeCover experiment; refused until then)")

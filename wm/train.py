@@ -53,6 +53,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise WMError(f"--eval-every must be >= 0, got {cfg.eval_every}")
     if not math.isfinite(cfg.sigma_init) or cfg.sigma_init <= 0:
         raise WMError(f"--sigma-init must be a positive number, got {cfg.sigma_init}")
+    if cfg.envs_per_worker < 1:
+        raise WMError(f"--envs-per-worker must be at least 1, got {cfg.envs_per_worker}")
     if cfg.max_steps < 0 or cfg.seed < 0:
         raise WMError("--max-steps and --seed must be >= 0")
     if cfg.dream:
@@ -66,17 +68,33 @@ def controller_spec(run: str) -> ControllerSpec:
     return spec_for(config["z_size"], config["hidden_size"], config["action_size"], config["with_done"])
 
 
-def make_evaluator(cfg: TrainConfig) -> Evaluate:
-    """On a worker: V, M and the env, loaded once; returns ``evaluate(params, seed)``."""
+class LockstepEvaluate:
+    """The trainer's batch evaluator over :class:`wm.rollout.LockstepAgent`."""
+
+    def __init__(self, lockstep: Any):
+        self.lockstep, self.slots = lockstep, len(lockstep.envs)
+
+    def run(self, next_job: Any) -> Any:
+        for key, result in self.lockstep.run(next_job):
+            yield key, (result.total_reward, result.steps)
+
+
+def make_evaluator(cfg: TrainConfig) -> Evaluate | LockstepEvaluate:
+    """On a worker: V, M and the env(s), loaded once; returns ``evaluate(params, seed)``, or a
+    batch evaluator when ``--envs-per-worker`` is above 1."""
     single_thread()
     from wm.envs import make_env  # (workers only: the envs import pygame / ViZDoom)
-    from wm.rollout import WorldModelAgent
+    from wm.rollout import LockstepAgent, WorldModelAgent
 
     vae, _ = load_vae(cfg.run)
     mdrnn, _ = load_mdrnn(cfg.run)
     agent = WorldModelAgent(vae, mdrnn)
-    env = make_env(cfg.env, cfg.max_steps or None)
-    atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
+    envs = [make_env(cfg.env, cfg.max_steps or None) for _ in range(cfg.envs_per_worker)]
+    for env in envs:
+        atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
+    if len(envs) > 1:
+        return LockstepEvaluate(LockstepAgent(agent, envs))
+    env = envs[0]
 
     def evaluate(params: Any, seed: int) -> tuple[float, int]:
         result = agent.run_episode(env, params, seed)

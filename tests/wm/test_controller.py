@@ -61,3 +61,36 @@ def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_series_ru
     env.close()
     assert a == b  # deterministic for a seed
     assert 1 <= a.steps <= 50 and a.total_reward == a.steps  # +1 per tic survived
+
+
+def test_lockstep_agent_plays_every_job_once_and_one_slot_equals_one_episode(doom_series_run, copy_run):
+    from wm import rnn_train
+    from wm.envs import make_env
+    from wm.models import load_mdrnn, load_vae
+    from wm.rollout import LockstepAgent, WorldModelAgent
+
+    run = copy_run(doom_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
+                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
+    vae, _ = load_vae(run)
+    mdrnn, _ = load_mdrnn(run)
+    agent = WorldModelAgent(vae, mdrnn)
+    rng = np.random.default_rng(1)
+    jobs = [(n, rng.normal(0, 0.5, agent.spec.num_params), 10 + n) for n in range(5)]
+    envs = [make_env("doom", max_steps=40) for _ in range(3)]
+    try:
+        single = {key: agent.run_episode(envs[0], params, seed) for key, params, seed in jobs}
+        one = dict(LockstepAgent(agent, envs[:1]).run(_feeder(jobs)))
+        three = dict(LockstepAgent(agent, envs).run(_feeder(jobs)))
+    finally:
+        for env in envs:
+            env.close()
+    assert one == single  # one slot: exactly the one-episode agent
+    assert sorted(three) == [0, 1, 2, 3, 4]  # every job played once, across 3 slots
+    for result in three.values():
+        assert 1 <= result.steps <= 40 and result.total_reward == result.steps
+
+
+def _feeder(jobs):
+    pending = iter(jobs)
+    return lambda: next(pending, None)

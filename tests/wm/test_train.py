@@ -105,3 +105,12 @@ def test_carracing_controller_trains_in_the_real_env(carracing_series_run, copy_
 def test_dream_is_refused_until_it_exists(m_run, capsys):
     assert train.main(["--run", str(m_run), *QUICK, "--dream"]) == 2
     assert "--dream" in capsys.readouterr().err
+
+
+def test_several_envs_per_worker(m_run, copy_run, run_stage):
+    run = copy_run(m_run)
+    done = run_stage("train", "--run", str(run), *QUICK, "--generations", "1", "--envs-per-worker", "3",
+                     ranks=2, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = json.loads((run / "es" / "history.jsonl").read_text())
+    assert row["evaluations"] == 4 and 0 < row["busy_fraction"] <= 1.01
