@@ -148,62 +148,56 @@ class TrainingLog:
               f"busy {row.busy_fraction:.0%} | {row.elapsed_s:.0f}s{evaluated}", flush=True)
 
 
+def run_identity(cfg: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must have been made with to be continued: env, strategy, weights."""
+    spec = controller_spec(cfg.run)
+    return {"env": cfg.env, "optimizer": cfg.optimizer, "popsize": cfg.popsize, "sigma_init": cfg.sigma_init,
+            "num_params": spec.num_params, "vae": vae_digest(cfg.run),
+            "rnn": weights_digest(rnn_weights(cfg.run)), "max_steps": cfg.max_steps}
+
+
 def train_controller(cfg: TrainConfig, comm: Comm) -> None:
-    """Run the ES on every rank (rank 0 coordinates)."""
+    """Run the ES on every rank (rank 0 coordinates); RUN/es/status.json says how it ended."""
     out = Path(cfg.run) / ES_DIR
-    identity: dict[str, Any] = {}
+    status = out / "status.json"  # what a batch script reads to decide whether to requeue the job
     with ExitStack() as stack:
-        _train_controller(cfg, comm, out, identity, stack)
 
+        def set_up() -> dict[str, Any]:  # rank 0; an error here ends every rank with one line
+            identity = run_identity(cfg)
+            make_stage_dir(cfg.run, ES_DIR)
+            stack.enter_context(locked(out))  # held until the end of the stage
+            save_stage_config(cfg.run, "train", as_dict(cfg), ())
+            write_json(status, {"finished": False, "state": "running", "generations": cfg.generations})
+            print(f"[train] {cfg.optimizer}, {identity['num_params']} parameters, population "
+                  f"{cfg.popsize} x {cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)",
+                  flush=True)
+            return identity
 
-def _train_controller(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[str, Any],
-                      stack: ExitStack) -> None:
-
-    def set_up() -> None:  # rank 0: checks and outputs; an error ends every rank with one line
-        spec = controller_spec(cfg.run)
-        identity.update(env=cfg.env, optimizer=cfg.optimizer, popsize=cfg.popsize, sigma_init=cfg.sigma_init,
-                        num_params=spec.num_params, vae=vae_digest(cfg.run),
-                        rnn=weights_digest(rnn_weights(cfg.run)),
-                        max_steps=cfg.max_steps)
-        make_stage_dir(cfg.run, ES_DIR)
-        stack.enter_context(locked(out))  # held until the end of the stage
-        save_stage_config(cfg.run, "train", as_dict(cfg), ())
-        print(f"[train] {cfg.optimizer}, {spec.num_params} parameters, population {cfg.popsize} x "
-              f"{cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)", flush=True)
-
-    comm.on_root(set_up, (WMError,))
-    settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
-                          eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
-    status = out / "status.json"
-    if comm.is_root:  # what a batch script reads to decide whether to requeue the job
-        write_json(status, {"finished": False, "state": "running", "generations": cfg.generations})
-    try:
-        state = _run(cfg, comm, out, identity, settings)
-    except KeyboardInterrupt as stop:
-        if comm.is_root:
-            write_json(status, {"finished": False, "state": "interrupted", "signal": str(stop),
-                                "generations": cfg.generations})
-        raise
+        identity = comm.on_root(set_up, (WMError,))
+        settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
+                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
+        try:
+            state = train(
+                comm,
+                make_strategy=lambda: make_strategy(cfg.optimizer, identity["num_params"], cfg.popsize,
+                                                    cfg.seed, sigma_init=cfg.sigma_init),
+                make_evaluate=lambda: make_evaluator(cfg),
+                settings=settings,
+                checkpoints=Checkpoints(out / "checkpoint.pkl", write_bytes),
+                identity=identity, force=cfg.force,
+                on_row=TrainingLog(out, cfg.generations) if comm.is_root else lambda *a: None,
+            )
+        except KeyboardInterrupt as stop:
+            if comm.is_root:
+                write_json(status, {"finished": False, "state": "interrupted", "signal": str(stop),
+                                    "generations": cfg.generations})
+            raise
     if state is not None:
         write_json(status, {"finished": True, "state": "finished", "generation": state.generation,
                             "generations": cfg.generations})
         best = (f"best evaluated score {state.best_eval_score:.1f}" if state.best_eval_params
                 else "no evaluation yet")
         print(f"[train] done: {state.generation} generations; {best}; outputs in {out}", flush=True)
-
-
-def _run(cfg: TrainConfig, comm: Comm, out: Path, identity: dict[str, Any],
-         settings: ESSettings) -> TrainerState | None:
-    return train(
-        comm,
-        make_strategy=lambda: make_strategy(cfg.optimizer, identity["num_params"], cfg.popsize, cfg.seed,
-                                            sigma_init=cfg.sigma_init),
-        make_evaluate=lambda: make_evaluator(cfg),
-        settings=settings,
-        checkpoints=Checkpoints(out / "checkpoint.pkl", write_bytes),
-        identity=identity, force=cfg.force,
-        on_row=TrainingLog(out, cfg.generations) if comm.is_root else lambda *a: None,
-    )
 
 
 def parse_config(argv: list[str] | None) -> TrainConfig:
