@@ -33,6 +33,18 @@ def carracing_series_run(tmp_path_factory) -> Path:
     return build_run(tmp_path_factory.mktemp("carracing") / "run", "carracing", 2, 30)
 
 
+@pytest.fixture(scope="session")
+def doom_m_run(doom_series_run, tmp_path_factory) -> Path:
+    """The session's Doom run with a small M (16 LSTM units) trained on its series."""
+    from wm import rnn_train
+
+    run = tmp_path_factory.mktemp("doom-m") / "run"
+    shutil.copytree(doom_series_run, run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
+                           "--seq-len", "10", *FAST]) == 0
+    return run
+
+
 @pytest.fixture
 def copy_run(tmp_path):
     """Copy a session run so a test can change it."""

@@ -40,48 +40,41 @@ def test_bad_parameter_vectors_are_refused():
         LinearController(carracing_spec(), np.full(867, np.nan))
 
 
-def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_series_run, copy_run):
-    from wm import rnn_train
-    from wm.envs import make_env
+@pytest.fixture
+def doom_agent(doom_m_run):
+    """The full agent (trained V, small trained M) of the session's Doom run."""
     from wm.models import load_mdrnn, load_vae
     from wm.rollout import WorldModelAgent
 
-    run = copy_run(doom_series_run)
-    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
-                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
-    vae, _ = load_vae(run)
-    mdrnn, _ = load_mdrnn(run)
-    agent = WorldModelAgent(vae, mdrnn)
-    assert agent.spec.num_params == (64 + 16 + 16) * 1
+    vae, _ = load_vae(doom_m_run)
+    mdrnn, _ = load_mdrnn(doom_m_run)
+    return WorldModelAgent(vae, mdrnn)
+
+
+def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_agent):
+    from wm.envs import make_env
+
+    assert doom_agent.spec.num_params == (64 + 16 + 16) * 1
     env = make_env("doom", max_steps=50)
-    rng = np.random.default_rng(0)
-    params = rng.normal(0, 0.1, agent.spec.num_params)
-    a = agent.run_episode(env, params, seed=3)
-    b = agent.run_episode(env, params, seed=3)
+    params = np.random.default_rng(0).normal(0, 0.1, doom_agent.spec.num_params)
+    a = doom_agent.run_episode(env, params, seed=3)
+    b = doom_agent.run_episode(env, params, seed=3)
     env.close()
     assert a == b  # deterministic for a seed
     assert 1 <= a.steps <= 50 and a.total_reward == a.steps  # +1 per tic survived
 
 
-def test_lockstep_agent_plays_every_job_once_and_one_slot_equals_one_episode(doom_series_run, copy_run):
-    from wm import rnn_train
+def test_lockstep_agent_plays_every_job_once_and_one_slot_equals_one_episode(doom_agent):
     from wm.envs import make_env
-    from wm.models import load_mdrnn, load_vae
-    from wm.rollout import LockstepAgent, WorldModelAgent
+    from wm.rollout import LockstepAgent
 
-    run = copy_run(doom_series_run)
-    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
-                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
-    vae, _ = load_vae(run)
-    mdrnn, _ = load_mdrnn(run)
-    agent = WorldModelAgent(vae, mdrnn)
     rng = np.random.default_rng(1)
-    jobs = [(n, rng.normal(0, 0.5, agent.spec.num_params), 10 + n) for n in range(5)]
+    jobs = [(n, rng.normal(0, 0.5, doom_agent.spec.num_params), 10 + n) for n in range(5)]
     envs = [make_env("doom", max_steps=40) for _ in range(3)]
     try:
-        single = {key: agent.run_episode(envs[0], params, seed) for key, params, seed in jobs}
-        one = dict(LockstepAgent(agent, envs[:1]).run(_feeder(jobs)))
-        three = dict(LockstepAgent(agent, envs).run(_feeder(jobs)))
+        single = {key: doom_agent.run_episode(envs[0], params, seed) for key, params, seed in jobs}
+        one = dict(LockstepAgent(doom_agent, envs[:1]).run(_feeder(jobs)))
+        three = dict(LockstepAgent(doom_agent, envs).run(_feeder(jobs)))
     finally:
         for env in envs:
             env.close()

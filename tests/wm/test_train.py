@@ -13,16 +13,10 @@ QUICK = ["--preset", "quick", "--max-steps", "15", "--popsize", "4", "--num-epis
          "--eval-every", "2", "--eval-episodes", "2"]
 
 
-@pytest.fixture(scope="module")
-def m_run(doom_series_run, tmp_path_factory):
-    """The session's Doom run with a small M trained on it."""
-    import shutil
-
-    run = tmp_path_factory.mktemp("train") / "run"
-    shutil.copytree(doom_series_run, run)
-    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "4",
-                           "--seq-len", "10", "--threads", "1", "--log-every", "0"]) == 0
-    return run
+@pytest.fixture
+def m_run(doom_m_run):
+    """A Doom run up to M (shared by the session: tests that change it copy it first)."""
+    return doom_m_run
 
 
 def test_training_writes_history_checkpoint_and_best_and_continues(m_run, copy_run, capsys):
