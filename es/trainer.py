@@ -163,6 +163,18 @@ def stop_workers(comm: Comm) -> None:
         comm.bcast(("stop", None))
 
 
+def evaluate_tasks(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate],
+                   population: np.ndarray, tasks: list[tuple[int, int]]) -> np.ndarray | None:
+    """Play each task (row of ``population``, seed) once over the ranks, as a generation is played,
+    then release the workers; returns (len(tasks), 3) of (return, steps, seconds) on rank 0."""
+    if not comm.is_root:
+        worker_loop(comm, make_evaluate)
+        return None
+    results = evaluate_all(comm, population, tasks, make_evaluate() if comm.size == 1 else None)
+    stop_workers(comm)
+    return results
+
+
 class Checkpoints:
     """The trainer's checkpoint file: strategy state, trainer state, settings and identity."""
 

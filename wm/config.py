@@ -24,8 +24,8 @@ DEFAULT_ENV = "doom"
 DEFAULT_PRESET = "small"
 
 # Per env and preset, per stage: the values that differ from the stage dataclass's defaults.
-_DOOM_VAE = {"z_size": 64}
-_CARRACING_VAE = {"z_size": 32}
+_DOOM_VAE = {"z_size": 64, "episodes": 0}
+_CARRACING_VAE = {"z_size": 32, "episodes": 0}
 # M: Doom streams episodes with state carried across batches and a decaying learning rate;
 # CarRacing trains on random windows with a constant one (REFERENCE.md section 4).
 _DOOM_RNN = {"hidden_size": 512, "seq_len": 500, "lr_decay": 0.99999, "lr_min": 1e-5}
@@ -33,6 +33,8 @@ _CARRACING_RNN = {"hidden_size": 256, "seq_len": 999, "lr_decay": 1.0, "lr_min":
 # C: the original's population 64, 16 episodes per candidate, the mean evaluated every 25
 # generations on 1024 episodes; generations as the paper's CarRacing run (~1800).
 _PAPER_ES = {"generations": 1800, "popsize": 64, "num_episode": 16, "eval_every": 25, "eval_episodes": 1024}
+# Doom's C learns in M's dream at the paper's best temperature (REFERENCE.md section 8).
+_DOOM_DREAM = {"dream": True, "temperature": 1.15}
 _QUICK_ES = {"generations": 3, "popsize": 8, "num_episode": 2, "eval_every": 3, "eval_episodes": 8}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
@@ -42,20 +44,24 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 12800, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 10},
             "rnn": {**_DOOM_RNN, "epochs": 400},
-            "train": {**_PAPER_ES},
+            "train": {**_PAPER_ES, **_DOOM_DREAM, "generations": 300},
         },
+        # Sized for a 2-core machine in about 3 hours in all (measured in RESULTS.md): V one pass
+        # over a third of the episodes at a higher learning rate (Doom's frames vary little); M on
+        # all of them, in shorter sequences of fewer streams, so the same timesteps give more
+        # gradient steps.
         "small": {
-            "extract": {"episodes": 1000, "policy": "hold", "max_steps": 2100},
-            "vae": {**_DOOM_VAE, "epochs": 3},
-            "rnn": {**_DOOM_RNN, "epochs": 100},
-            "train": {"generations": 100, "popsize": 16, "num_episode": 4, "eval_every": 10,
-                      "eval_episodes": 32},
+            "extract": {"episodes": 2000, "policy": "hold", "max_steps": 2100},
+            "vae": {**_DOOM_VAE, "epochs": 1, "lr": 1e-3, "episodes": 700},
+            "rnn": {**_DOOM_RNN, "epochs": 12, "batch_size": 32, "seq_len": 100},
+            "train": {**_DOOM_DREAM, "generations": 150, "popsize": 32, "num_episode": 8,
+                      "eval_every": 10, "eval_episodes": 128},
         },
         "quick": {
             "extract": {"episodes": 64, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1},
             "rnn": {**_DOOM_RNN, "epochs": 5, "seq_len": 100},
-            "train": {**_QUICK_ES},
+            "train": {**_QUICK_ES, **_DOOM_DREAM},
         },
     },
     "carracing": {
@@ -136,6 +142,8 @@ class VAETrainConfig:
         None, "passes over all frames; raise it to train on" + preset_note("vae", "epochs")
     )
     z_size: int | None = arg(None, "latent size" + preset_note("vae", "z_size"))
+    episodes: int | None = arg(None, "train on the first N episodes only (0: all; M still uses all)"
+                               + preset_note("vae", "episodes"))
     batch_size: int = arg(100, "frames per batch")
     lr: float = arg(1e-4, "Adam learning rate")
     kl_tolerance: float = arg(0.5, "KL floor per latent dimension, in nats")
@@ -148,7 +156,7 @@ class VAETrainConfig:
 
 
 # Changing these mid-training would mix two different trainings: --fresh starts over instead.
-VAE_FIXED_FIELDS = ("env", "z_size", "batch_size", "lr", "kl_tolerance", "seed")
+VAE_FIXED_FIELDS = ("env", "z_size", "episodes", "batch_size", "lr", "kl_tolerance", "seed")
 
 
 @dataclass
@@ -207,8 +215,11 @@ class TrainConfig:
     envs_per_worker: int = arg(1, "envs each worker steps in lockstep so V and M run batched (faster; "
                                "above 1, returns depend slightly on which episodes share a batch)")
     force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
-    dream: bool = arg(False, "train inside M's dream instead of the real env (arrives with the Doom "
-                      "TakeCover experiment; refused until then)")
+    dream: bool = arg(False, "train inside M's dream of Doom TakeCover instead of the real game (the "
+                      "Doom presets do)")
+    out: str = arg("es", "directory under RUN for the ES outputs (e.g. a temperature sweep's)")
+    temperature: float = arg(1.15, "--dream: temperature tau of M's sampling (the paper's best: 1.15)")
+    dream_batch: int = arg(256, "--dream: dream episodes each worker steps together in one batch")
 
 
 @dataclass
@@ -233,7 +244,7 @@ def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, 
     env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
     saved = stage_config(typed["run"], stage)
     if saved and saved.get("env") == env and "preset" not in typed and not typed.get("fresh"):
-        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force", "dream"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force"}
         return {k: v for k, v in saved.items() if k in names}
     preset = typed.get("preset") or DEFAULT_PRESET
     return {"env": env, "preset": preset, **preset_values(stage, env, preset)}
@@ -250,3 +261,23 @@ def parse_stage_config(stage: str, cls: type[T], argv: list[str] | None, prog: s
 def as_dict(config: Any) -> dict[str, Any]:
     """A stage config as plain JSON-able values."""
     return dataclasses.asdict(config)
+
+
+@dataclass
+class EvaluateConfig:
+    """Score a controller over many episodes with fresh seeds, in the real env (or M's dream)."""
+
+    run: str | None = arg(None, "run directory; reads RUN/vae, RUN/rnn and RUN/es, writes RUN/eval/",
+                          required=True)
+    params: str = arg("best", "controller: best (RUN/es/best.json), current (the ES checkpoint's mean), "
+                      "random (the run's random data policy: the baseline), or a JSON file with 'params'")
+    episodes: int = arg(100, "episodes to play")
+    seed: int = arg(0, "evaluation seed: episode i plays the env seed made from (seed, i), a stream "
+                    "apart from every seed training uses")
+    seeds: str = arg("", "comma-separated env seeds to play instead (overrides --episodes and --seed)")
+    dream: bool = arg(False, "play in M's dream (Doom) instead of the real game")
+    temperature: float = arg(1.15, "--dream: temperature tau of M's sampling")
+    max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
+    envs_per_worker: int = arg(1, "real env: envs each worker steps in lockstep (V and M batched)")
+    name: str = arg("", "name of the outputs RUN/eval/NAME.json and .csv (default: real, random or "
+                    "dream-tau<T>, with the controller's name unless it is best)")

@@ -69,3 +69,12 @@ class LinearController:
         """Actions (B, action_size) in [-1, 1] for inputs (B, input_size)."""
         y = x @ self.weight.T
         return torch.tanh(y + self.bias if self.bias is not None else y)
+
+
+def stack_controllers(spec: ControllerSpec, params: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights (n, action_size, input_size) and biases (n, action_size; zeros without a bias) of n
+    controllers, for acting on a batch where every row has its own controller."""
+    controllers = [LinearController(spec, p) for p in params]
+    weights = torch.stack([c.weight for c in controllers])
+    bias = torch.stack([c.bias if c.bias is not None else torch.zeros(spec.action_size) for c in controllers])
+    return weights, bias

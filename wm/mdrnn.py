@@ -156,14 +156,10 @@ class MDRNN(nn.Module):
         ``z`` (B, z_size), ``action`` (B, action_size), ``restart`` (B,) for Doom. Returns the
         mixture (each (B, z_size, K)), the done logit (B,) or None, and the new state.
         """
-        params, done_logit, new_state = self(
-            z.unsqueeze(1),
-            action.unsqueeze(1),
-            None if restart is None else restart.unsqueeze(1),
-            state,
-        )
+        h, c = self.advance(z, action, state, restart)
+        params, done_logit = self._head(h[0].unsqueeze(1))
         params = MixtureParams(*(p.squeeze(1) for p in params))
-        return params, None if done_logit is None else done_logit.squeeze(1), new_state
+        return params, None if done_logit is None else done_logit.squeeze(1), (h, c)
 
     def advance(
         self, z: Tensor, action: Tensor, state: LSTMState, restart: Tensor | None = None
@@ -172,13 +168,17 @@ class MDRNN(nn.Module):
         without the mixture head's cost."""
         x, flags = self._inputs(z.unsqueeze(1), action.unsqueeze(1),
                                 None if restart is None else restart.unsqueeze(1))
-        h, c = state
+        h, c = state[0][0], state[1][0]
         if flags is not None:
-            reset = flags[:, 0].view(1, -1, 1)
+            reset = flags[:, 0].view(-1, 1)
             h = torch.where(reset, torch.zeros_like(h), h)
             c = torch.where(reset, torch.zeros_like(c), c)
-        _, new_state = self.lstm(x, (h, c))
-        return new_state
+        # The single-step LSTM cell: the same arithmetic as nn.LSTM over one step (to ~1e-7), at a
+        # fraction of its per-call overhead (0.19 vs 0.92 ms at batch 1 here).
+        lstm = self.lstm
+        h, c = torch.lstm_cell(x[:, 0], (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0,
+                               lstm.bias_ih_l0, lstm.bias_hh_l0)
+        return h.unsqueeze(0), c.unsqueeze(0)
 
     def _inputs(self, z: Tensor, action: Tensor, restart: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Check shapes; return the LSTM input (B, T, input_size) and the restart mask (B, T) or None."""
@@ -263,19 +263,32 @@ def sample_next_z(
 ) -> Tensor:
     """Sample z_{t+1} (B, z_size) from one step's mixtures (each (B, z_size, K)) at temperature tau.
 
+    ``generator`` makes the draw reproducible (it must live on the tensors' device). See
+    :func:`sample_with_noise` for the rule.
+    """
+    mu = params_at_step.mu
+    shape = mu.shape[:-1]
+    uniform = torch.rand(shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    normal = torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device)
+    return sample_with_noise(params_at_step, tau, uniform, normal)
+
+
+def sample_with_noise(params_at_step: MixtureParams, tau: float, uniform: Tensor, normal: Tensor) -> Tensor:
+    """z_{t+1} (B, z_size) from one step's mixtures and given noise: ``uniform`` in [0, 1) and
+    ``normal`` N(0, 1), each (B, z_size).
+
     As the original: the mixture logits are divided by tau before the softmax, one component is drawn
-    per latent dimension, and z = mu + sigma * eps * sqrt(tau). tau -> 0 gives the mean of the most
-    likely component; tau > 1 makes dreams harder (more uncertain). ``generator`` makes the draw
-    reproducible (it must live on the tensors' device).
+    per latent dimension (here by inverting the cumulative weights at ``uniform``), and
+    z = mu + sigma * eps * sqrt(tau). tau -> 0 gives the mean of the most likely component; tau > 1
+    makes dreams harder (more uncertain). Taking the noise as input lets each dream episode draw
+    from its own stream, whatever other episodes share its batch.
     """
     if not tau > 0:  # also rejects NaN
         raise ValueError(f"tau must be > 0, got {tau}")
     logpi, mu, logsigma = params_at_step
-    num_mixtures = logpi.shape[-1]
-    probs = F.softmax(logpi / tau, dim=-1)
-    index = torch.multinomial(probs.reshape(-1, num_mixtures), 1, generator=generator)
-    index = index.reshape(*logpi.shape[:-1], 1)
+    cumulative = torch.softmax(logpi / tau, dim=-1).cumsum(dim=-1)
+    index = (cumulative < uniform.unsqueeze(-1)).sum(dim=-1, keepdim=True)
+    index = index.clamp_(max=logpi.shape[-1] - 1)  # (rounding: the last cumulative weight < 1)
     chosen_mu = mu.gather(-1, index).squeeze(-1)
     chosen_sigma = logsigma.gather(-1, index).squeeze(-1).exp()
-    eps = torch.randn(chosen_mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-    return chosen_mu + chosen_sigma * eps * math.sqrt(tau)
+    return chosen_mu + chosen_sigma * normal * math.sqrt(tau)

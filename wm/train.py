@@ -57,9 +57,15 @@ def validate_config(cfg: TrainConfig) -> None:
         raise WMError(f"--envs-per-worker must be at least 1, got {cfg.envs_per_worker}")
     if cfg.max_steps < 0 or cfg.seed < 0:
         raise WMError("--max-steps and --seed must be >= 0")
-    if cfg.dream:
-        raise WMError("--dream: training in M's dream is not built yet (it comes with the Doom TakeCover "
-                      "experiment); leave it out to train in the real env")
+    if not math.isfinite(cfg.temperature) or cfg.temperature <= 0:
+        raise WMError(f"--temperature must be a number > 0, got {cfg.temperature}")
+    if cfg.dream_batch < 1:
+        raise WMError(f"--dream-batch must be at least 1, got {cfg.dream_batch}")
+    out = Path(cfg.out)
+    if out.is_absolute() or ".." in out.parts or not out.parts:
+        raise WMError(f"--out must be a directory inside the run, got {cfg.out!r}")
+    if cfg.dream and cfg.env != "doom":
+        raise WMError(f"--dream needs the Doom TakeCover pipeline (--env doom); this run is {cfg.env}")
 
 
 def controller_spec(run: str) -> ControllerSpec:
@@ -79,10 +85,15 @@ class LockstepEvaluate:
             yield key, (result.total_reward, result.steps)
 
 
-def make_evaluator(cfg: TrainConfig) -> Evaluate | LockstepEvaluate:
+def make_evaluator(cfg: TrainConfig) -> Evaluate | Any:
     """On a worker: V, M and the env(s), loaded once; returns ``evaluate(params, seed)``, or a
-    batch evaluator when ``--envs-per-worker`` is above 1."""
+    batch evaluator when ``--envs-per-worker`` is above 1 or with ``--dream`` (M alone)."""
     single_thread()
+    if cfg.dream:
+        from wm.dream import DOOM_MAX_STEPS, DreamEvaluate
+
+        return DreamEvaluate.from_run(cfg.run, cfg.temperature, cfg.dream_batch,
+                                      cfg.max_steps or DOOM_MAX_STEPS)
     from wm.envs import make_env  # (workers only: the envs import pygame / ViZDoom)
     from wm.rollout import LockstepAgent, WorldModelAgent
 
@@ -153,22 +164,25 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     spec = controller_spec(cfg.run)
     return {"env": cfg.env, "optimizer": cfg.optimizer, "popsize": cfg.popsize, "sigma_init": cfg.sigma_init,
             "num_params": spec.num_params, "vae": vae_digest(cfg.run),
-            "rnn": weights_digest(rnn_weights(cfg.run)), "max_steps": cfg.max_steps}
+            "rnn": weights_digest(rnn_weights(cfg.run)), "max_steps": cfg.max_steps,
+            "dream": cfg.dream, "temperature": cfg.temperature if cfg.dream else None}
 
 
 def train_controller(cfg: TrainConfig, comm: Comm) -> None:
     """Run the ES on every rank (rank 0 coordinates); RUN/es/status.json says how it ended."""
-    out = Path(cfg.run) / ES_DIR
+    out = Path(cfg.run) / cfg.out
     status = out / "status.json"  # what a batch script reads to decide whether to requeue the job
     with ExitStack() as stack:
 
         def set_up() -> dict[str, Any]:  # rank 0; an error here ends every rank with one line
             identity = run_identity(cfg)
-            make_stage_dir(cfg.run, ES_DIR)
+            make_stage_dir(cfg.run, cfg.out)
             stack.enter_context(locked(out))  # held until the end of the stage
-            save_stage_config(cfg.run, "train", as_dict(cfg), ())
+            save_stage_config(cfg.run, "train" if cfg.out == ES_DIR else f"train:{cfg.out}", as_dict(cfg), ())
             write_json(status, {"finished": False, "state": "running", "generations": cfg.generations})
-            print(f"[train] {cfg.optimizer}, {identity['num_params']} parameters, population "
+            where = (f"M's dream at temperature {cfg.temperature:g}" if cfg.dream
+                     else f"the real {cfg.env} env")
+            print(f"[train] in {where}: {cfg.optimizer}, {identity['num_params']} parameters, population "
                   f"{cfg.popsize} x {cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)",
                   flush=True)
             return identity

@@ -41,6 +41,7 @@ def validate_config(cfg: VAETrainConfig) -> None:
         (cfg.epochs is not None and cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}"),
         (cfg.z_size is not None and cfg.z_size >= 1, f"--z-size must be at least 1, got {cfg.z_size}"),
         (cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}"),
+        (cfg.episodes is not None and cfg.episodes >= 0, f"--episodes must be >= 0, got {cfg.episodes}"),
         (math.isfinite(cfg.lr) and cfg.lr > 0, f"--lr must be a positive number, got {cfg.lr}"),
         (math.isfinite(cfg.kl_tolerance) and cfg.kl_tolerance >= 0,
          f"--kl-tolerance must be >= 0, got {cfg.kl_tolerance}"),
@@ -69,6 +70,8 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
     """Train (or continue training) V on the run's episodes; returns a summary."""
     device = pick_device(cfg.device, cfg.threads)
     paths = episode_files(cfg.run)
+    if cfg.episodes:
+        paths = paths[: cfg.episodes]
     out = make_stage_dir(cfg.run, VAE_DIR)
     with locked(out):
         if cfg.fresh and (moved := move_aside(out)):
@@ -79,6 +82,8 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         preview = preview_frames(paths)
         frames = frame_count(cfg.run)
+        if frames and cfg.episodes:  # (an estimate, for the progress line)
+            frames = frames * len(paths) // len(episode_files(cfg.run))
         shown = f"{frames:,}" if frames else "?"
         print(f"[vae] {len(paths)} episodes, {shown} frames; z {cfg.z_size}, batch {cfg.batch_size}, "
               f"{cfg.epochs} epochs on {device}", flush=True)

@@ -1,0 +1,241 @@
+"""Evaluate a controller: N episodes with fresh seeds, in the real env or in M's dream.
+
+    mpirun -n 3 python -m wm.evaluate --run runs/doom [--params best|current|random|FILE] [--episodes 100]
+
+Rank 0 hands out episodes, ranks 1..N-1 play them (as in training; without mpirun one process
+plays them all). Prints mean +- std, min, median and max, and writes RUN/eval/NAME.json (the
+summary, the seeds, the settings) and RUN/eval/NAME.csv (seed, return, steps per episode).
+``--params random`` measures the random policy that made the run's data, on the same seeds: the
+baseline to read a score against.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es.mpi import Comm, run_ranks, single_thread, usage_error
+from es.strategies import strategy_from_state
+from es.trainer import Checkpoints, evaluate_tasks
+from wm import cli
+from wm.config import EvaluateConfig
+from wm.errors import WMError
+from wm.files import atomic_write, write_json
+from wm.rundir import run_env, stage_config
+
+EVAL_DIR = "eval"
+_EVAL_STREAM = 3  # SeedSequence stream of evaluation seeds (training uses 1 and 2)
+
+
+def evaluation_seeds(seed: int, episodes: int) -> list[int]:
+    """Env seeds of an evaluation: from (seed, 3, i), never a seed that training played."""
+    return [int(np.random.SeedSequence([seed, _EVAL_STREAM, i]).generate_state(1)[0] % 2**31)
+            for i in range(episodes)]
+
+
+def load_controller(run: str, params: str) -> np.ndarray:
+    """The controller vector that ``--params`` names."""
+    if params == "best":
+        path = Path(run) / "es" / "best.json"
+        if not path.is_file():
+            raise WMError(f"no best controller at {path}: run `python -m wm.train --run {run}` (it "
+                          "writes best.json at its first evaluation), or pass --params current")
+        return _params_from_json(path)
+    if params == "current":
+        data = Checkpoints(Path(run) / "es" / "checkpoint.pkl", lambda p, b: None).load()
+        if data is None:
+            raise WMError(f"no ES checkpoint in {Path(run) / 'es'}: run `python -m wm.train --run {run}`")
+        return np.asarray(strategy_from_state(data["strategy"]).result().mean, dtype=np.float64)
+    path = Path(params)
+    if not path.is_file():
+        raise WMError(f"--params {params}: not best, current, random or a file")
+    return _params_from_json(path)
+
+
+def _params_from_json(path: Path) -> np.ndarray:
+    try:
+        values = np.asarray(json.loads(path.read_text())["params"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise WMError(f"{path}: not a controller file with a 'params' list ({err})") from err
+    if values.ndim != 1 or not np.all(np.isfinite(values)):
+        raise WMError(f"{path}: 'params' must be a flat list of finite numbers")
+    return values
+
+
+def output_name(cfg: EvaluateConfig) -> str:
+    if cfg.name:
+        return cfg.name
+    if cfg.params == "random":
+        return "random" if not cfg.dream else f"random-dream-tau{cfg.temperature:g}"
+    base = "real" if not cfg.dream else f"dream-tau{cfg.temperature:g}"
+    if cfg.params in ("best", "current"):
+        return base if cfg.params == "best" else f"{base}-current"
+    return f"{base}-{Path(cfg.params).stem}"
+
+
+class RandomEvaluate:
+    """The random data policy, seeded per episode (the baseline), in the real env or the dream."""
+
+    def __init__(self, env: Any, policy: Any):
+        self.env, self.policy = env, policy
+
+    def __call__(self, params: np.ndarray, seed: int) -> tuple[float, int]:
+        self.policy.reset(np.random.default_rng(seed))
+        self.env.reset(seed=seed)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            _, reward, terminated, truncated, _ = self.env.step(self.policy.act())
+            total, steps, done = total + float(reward), steps + 1, terminated or truncated
+        return total, steps
+
+
+def make_evaluator(cfg: EvaluateConfig, env_name: str) -> Any:
+    """On a worker: what plays one task (or a batch of them), built once."""
+    single_thread()
+    import atexit
+
+    from wm.dream import DOOM_MAX_STEPS, DreamEnv, DreamEvaluate
+
+    max_steps = cfg.max_steps or None
+    if cfg.params == "random":
+        from wm.policies import make_policy
+
+        if cfg.dream:
+            env = DreamEnv.from_run(cfg.run, cfg.temperature, max_steps or DOOM_MAX_STEPS)
+        else:
+            from wm.envs import make_env
+
+            env = make_env(env_name, max_steps)
+            atexit.register(env.close)
+        policy = make_policy(random_policy(cfg.run, env_name), env.action_space.shape[0])
+        return RandomEvaluate(env, policy)
+    if cfg.dream:
+        return DreamEvaluate.from_run(cfg.run, cfg.temperature, min(256, len(task_seeds(cfg))),
+                                      max_steps or DOOM_MAX_STEPS)
+    from wm.config import TrainConfig
+    from wm.train import make_evaluator as make_real_evaluator
+
+    return make_real_evaluator(TrainConfig(run=cfg.run, env=env_name, max_steps=cfg.max_steps,
+                                           envs_per_worker=cfg.envs_per_worker))
+
+
+def random_policy(run: str, env_name: str) -> str:
+    """The policy that made the run's data (the baseline), else the env's usual one."""
+    saved = stage_config(run, "extract") or {}
+    return saved.get("policy") or ("hold" if env_name == "doom" else "brownian")
+
+
+def task_seeds(cfg: EvaluateConfig) -> list[int]:
+    if cfg.seeds:
+        try:
+            return [int(s) for s in cfg.seeds.split(",") if s.strip()]
+        except ValueError as err:
+            raise WMError(f"--seeds must be comma-separated integers, got {cfg.seeds!r}") from err
+    return evaluation_seeds(cfg.seed, cfg.episodes)
+
+
+def summarize(returns: np.ndarray) -> dict[str, float]:
+    """mean, std, min, median, max of the returns."""
+    return {"mean": float(returns.mean()), "std": float(returns.std()), "min": float(returns.min()),
+            "median": float(np.median(returns)), "max": float(returns.max())}
+
+
+def validate_config(cfg: EvaluateConfig) -> None:
+    if cfg.episodes < 1:
+        raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
+    if not math.isfinite(cfg.temperature) or cfg.temperature <= 0:
+        raise WMError(f"--temperature must be a number > 0, got {cfg.temperature}")
+    if cfg.max_steps < 0 or cfg.seed < 0 or cfg.envs_per_worker < 1:
+        raise WMError("--max-steps and --seed must be >= 0, --envs-per-worker >= 1")
+    if not task_seeds(cfg):
+        raise WMError("--seeds holds no seed")
+
+
+def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
+    """Play the episodes over the ranks; on rank 0 write and return the summary."""
+    out = Path(cfg.run) / EVAL_DIR
+    name = output_name(cfg)
+    seeds = task_seeds(cfg)
+
+    def set_up() -> dict[str, Any]:  # rank 0; an error here ends every rank with one line
+        env_name = run_env(cfg.run)
+        if env_name is None:
+            raise WMError(f"{cfg.run} is not a run directory (no config.json): run the pipeline first")
+        if cfg.dream and env_name != "doom":
+            raise WMError(f"--dream needs the Doom TakeCover pipeline; this run is {env_name}")
+        if cfg.params == "random":
+            return {"env": env_name, "params": None}
+        from wm.train import controller_spec
+
+        params = load_controller(cfg.run, cfg.params)
+        spec = controller_spec(cfg.run)
+        if params.size != spec.num_params:
+            raise WMError(f"the controller has {params.size} parameters but this run's C needs "
+                          f"{spec.num_params}: it comes from another run")
+        return {"env": env_name, "params": params.tolist()}
+
+    info = comm.on_root(set_up, (WMError,))
+    env_name = info["env"]
+    dummy = np.zeros(1) if info["params"] is None else np.asarray(info["params"])
+    where = "dream" if cfg.dream else "real env"
+    if comm.is_root:
+        who = "random policy" if cfg.params == "random" else f"controller {cfg.params}"
+        print(f"[evaluate] {env_name} {where}, {who}, {len(seeds)} episodes, "
+              f"{max(comm.size - 1, 1)} playing rank(s)", flush=True)
+    started = time.monotonic()
+    results = evaluate_tasks(comm, lambda: make_evaluator(cfg, env_name), dummy[None, :],
+                             [(0, s) for s in seeds])
+    if results is None:
+        return None
+    seconds = time.monotonic() - started
+    returns = results[:, 0]
+    summary = {"name": name, "env": env_name, "where": "dream" if cfg.dream else "real",
+               "temperature": cfg.temperature if cfg.dream else None, "params": cfg.params,
+               "episodes": len(seeds), **summarize(returns), "steps_mean": float(results[:, 1].mean()),
+               "seconds": round(seconds, 3), "ranks": comm.size, "seed": cfg.seed,
+               "seeds": seeds, "returns": returns.tolist()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{name}.json", summary)
+
+    def write_csv(f: Any) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["seed", "return", "steps"])
+        writer.writerows([s, f"{r:g}", int(n)] for s, r, n in
+                         zip(seeds, returns, results[:, 1], strict=True))
+        f.write(text.getvalue().encode())
+
+    atomic_write(out / f"{name}.csv", write_csv)
+    print(f"[evaluate] {name}: mean {summary['mean']:.1f} +- {summary['std']:.1f} over {len(seeds)} "
+          f"episodes (min {summary['min']:.0f}, median {summary['median']:.0f}, max {summary['max']:.0f}) "
+          f"in {seconds:.0f}s; {out / name}.json/.csv", flush=True)
+    return summary
+
+
+def parse_config(argv: list[str] | None) -> EvaluateConfig:
+    cfg, _ = cli.parse(EvaluateConfig, argv, "python -m wm.evaluate", __doc__ or "")
+    validate_config(cfg)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg = parse_config(argv)
+    except WMError as err:
+        return usage_error(err)
+    def run(comm: Comm) -> None:
+        evaluate(cfg, comm)
+
+    return run_ranks(run, clean_errors=(WMError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""A whole experiment in one command: extract -> V -> series -> M -> C -> evaluation -> results.
+
+    python -m wm.pipeline --env doom --preset small --run runs/doom-small     (launch/doom.bash)
+
+Each stage runs as its own process (the MPI ones under mpirun: extraction on NP ranks, ES training
+and evaluation on NP + 1, rank 0 coordinating) with the preset's settings, and is skipped when its
+outputs are already complete, so running the same command again after a failure or a stop
+continues where it ended. Doom's C is trained in M's dream (the presets set --dream); the agent is
+then scored in the real game over --eval-episodes fresh episodes beside the random data policy on
+the same seeds. Ends by writing RUN/results.json and RUN/results.md: the scores, the wall time of
+each stage (from the stages' own logs) and the config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from es.launch import mpirun_command
+from es.mpi import usage_error
+from wm import cli
+from wm.cli import arg
+from wm.config import PRESET_NAMES, preset_values
+from wm.envs import ENV_NAMES
+from wm.errors import WMError
+from wm.results import write_results
+
+
+@dataclass
+class PipelineConfig:
+    """Run every stage of an experiment, skipping the ones already complete."""
+
+    run: str | None = arg(None, "run directory for every stage's outputs", required=True)
+    env: str = arg("doom", "environment", choices=ENV_NAMES)
+    preset: str = arg("small", "preset of every stage: paper, small (this machine, hours) or quick (minutes)",
+                      choices=PRESET_NAMES)
+    np: int = arg(0, "MPI ranks for extraction; training and evaluation use NP + 1 (0: the cores)")
+    eval_episodes: int = arg(100, "real-env episodes of the final evaluation (and of the random baseline)")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _weights_info(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    from wm.training import load_weights
+
+    try:
+        return load_weights(path, "vae" if path.name == "vae.pt" else "rnn")["info"]
+    except WMError:
+        return None
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline: its command and the test that its outputs are complete."""
+
+    name: str
+    module: str
+    ranks: int  # 0: a plain process
+    args: list[str]
+    done: Callable[[], bool]
+
+
+def stages(cfg: PipelineConfig) -> list[Stage]:
+    run, env, preset = Path(cfg.run), cfg.env, cfg.preset
+    base = ["--run", str(run), "--preset", preset]
+    ranks = cfg.np or os.cpu_count() or 1
+    want = {stage: preset_values(stage, env, preset) for stage in ("extract", "vae", "rnn", "train")}
+
+    def extracted() -> bool:
+        summary = _read_json(run / "record" / "summary.json")
+        return bool(summary) and summary.get("episodes") == want["extract"]["episodes"] \
+            and summary.get("env") == env
+
+    def vae_done() -> bool:
+        info = _weights_info(run / "vae" / "vae.pt")
+        return bool(info) and info.get("epochs", 0) >= want["vae"]["epochs"]
+
+    def series_done() -> bool:
+        summary = _read_json(run / "series" / "summary.json")
+        if not summary or not vae_done():
+            return False
+        from wm.models import vae_digest
+
+        episodes = want["extract"]["episodes"]
+        return summary.get("vae") == vae_digest(run) and summary.get("episodes") == episodes
+
+    def rnn_done() -> bool:
+        info = _weights_info(run / "rnn" / "rnn.pt")
+        series = _read_json(run / "series" / "summary.json") or {}
+        return bool(info) and info.get("epochs", 0) >= want["rnn"]["epochs"] and \
+            info.get("vae") == series.get("vae")
+
+    def trained() -> bool:
+        status = _read_json(run / "es" / "status.json") or {}
+        return bool(status.get("finished")) and status.get("generations") == want["train"]["generations"]
+
+    def evaluated(name: str) -> Callable[[], bool]:
+        def done() -> bool:
+            result = _read_json(run / "eval" / f"{name}.json") or {}
+            path, best = run / "eval" / f"{name}.json", run / "es" / "best.json"
+            # (the real score must be of the latest best controller)
+            fresh = name == "random" or (best.is_file() and path.is_file()
+                                         and path.stat().st_mtime >= best.stat().st_mtime)
+            return result.get("episodes") == cfg.eval_episodes and result.get("seed") == 0 and fresh
+        return done
+
+    episodes = ["--episodes", str(cfg.eval_episodes)]
+    return [
+        Stage("extract", "wm.extract", ranks, [*base, "--env", env], extracted),
+        Stage("vae", "wm.vae_train", 0, base, vae_done),
+        Stage("series", "wm.series", 0, ["--run", str(run)], series_done),
+        Stage("rnn", "wm.rnn_train", 0, base, rnn_done),
+        Stage("train", "wm.train", ranks + 1, base, trained),
+        Stage("evaluate", "wm.evaluate", ranks + 1, ["--run", str(run), *episodes], evaluated("real")),
+        Stage("random", "wm.evaluate", ranks + 1, ["--run", str(run), "--params", "random", *episodes],
+              evaluated("random")),
+    ]
+
+
+def stage_command(stage: Stage) -> list[str]:
+    command = [sys.executable, "-m", stage.module, *stage.args]
+    return [*mpirun_command(stage.ranks), *command] if stage.ranks else command
+
+
+def run_pipeline(cfg: PipelineConfig) -> int:
+    """Run the stages in order; returns the exit status of the first that fails, else 0."""
+    started = time.monotonic()
+    print(f"[pipeline] {cfg.env}, preset {cfg.preset}, run directory {cfg.run}", flush=True)
+    for stage in stages(cfg):
+        if stage.done():
+            print(f"[pipeline] {stage.name}: already complete, skipped", flush=True)
+            continue
+        command = stage_command(stage)
+        print(f"[pipeline] {stage.name}: {shlex.join(command)}", flush=True)
+        env = dict(os.environ)
+        if stage.ranks:  # one thread per rank for every numerical library: the ranks share the cores
+            env.update({k: env.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                       "MKL_NUM_THREADS")})
+        code = subprocess.run(command, env=env).returncode
+        if code != 0:
+            print(f"[pipeline] {stage.name} failed (exit {code}); what finished is kept: fix the cause and "
+                  "run the same command again to continue", file=sys.stderr, flush=True)
+            return code
+        if not stage.done():
+            print(f"[pipeline] {stage.name} ended without completing its outputs", file=sys.stderr)
+            return 1
+    results = write_results(cfg.run)
+    real, random = results["scores"].get("real"), results["scores"].get("random")
+    print(f"[pipeline] done in {time.monotonic() - started:.0f}s: real-game score "
+          f"{real['mean']:.1f} +- {real['std']:.1f} vs random policy {random['mean']:.1f} +- "
+          f"{random['std']:.1f} over {real['episodes']} episodes; {Path(cfg.run) / 'results.md'}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cfg, _ = cli.parse(PipelineConfig, argv, "python -m wm.pipeline", __doc__ or "")
+        if cfg.np < 0 or cfg.eval_episodes < 1:
+            raise WMError("--np must be >= 0 and --eval-episodes >= 1")
+    except WMError as err:
+        return usage_error(err)
+    try:
+        return run_pipeline(cfg)
+    except WMError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("[pipeline] interrupted; what finished is kept: run the same command to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
