@@ -6,9 +6,10 @@
 # agent: `bash launch/doom.bash --preset small --run runs/doom-small` trains one (about 1.5 h).
 #   RUN   run directory (default runs/quickstart); re-running continues it
 #   NP    MPI ranks for extraction (default: the number of cores; training uses NP + 1)
+#   PRESET  another preset (default quick)
 # Extra arguments go to `python -m wm.pipeline`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${RUN:-runs/quickstart}"
 NP="${NP:-0}"
-exec bash launch/doom.bash --preset quick --run "$RUN" --np "$NP" "$@"
+exec bash launch/doom.bash --preset "${PRESET:-quick}" --run "$RUN" --np "$NP" "$@"

@@ -1,7 +1,8 @@
 """One place for configuration: a dataclass per stage, presets per environment, and the run's config.
 
 Presets: ``paper`` (the original's sizes, for a big machine), ``small`` (a 2-core workstation in a few
-hours), ``quick`` (minutes; a smoke test of the whole pipeline). Flags override preset fields.
+hours), ``quick`` (minutes; a smoke test of the whole pipeline), ``tiny`` (seconds; the tests'
+end-to-end runs). Flags override preset fields.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from wm.rundir import run_env, stage_config
 
 T = TypeVar("T")
 
-PRESET_NAMES = ["paper", "small", "quick"]
+PRESET_NAMES = ["paper", "small", "quick", "tiny"]
 DEFAULT_ENV = "doom"
 DEFAULT_PRESET = "small"
 
@@ -35,6 +36,7 @@ _CARRACING_RNN = {"hidden_size": 256, "seq_len": 999, "lr_decay": 1.0, "lr_min":
 _PAPER_ES = {"generations": 1800, "popsize": 64, "num_episode": 16, "eval_every": 25, "eval_episodes": 1024}
 # Doom's C learns in M's dream at the paper's best temperature (REFERENCE.md section 8).
 _DOOM_DREAM = {"dream": True, "temperature": 1.15}
+_TINY_ES = {"generations": 2, "popsize": 4, "num_episode": 1, "eval_every": 2, "eval_episodes": 2}
 _QUICK_ES = {"generations": 3, "popsize": 8, "num_episode": 2, "eval_every": 3, "eval_episodes": 8}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
@@ -54,7 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 2000, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1, "lr": 1e-3, "episodes": 700},
             "rnn": {**_DOOM_RNN, "epochs": 12, "batch_size": 32, "seq_len": 100},
-            "train": {**_DOOM_DREAM, "generations": 150, "popsize": 32, "num_episode": 8,
+            "train": {**_DOOM_DREAM, "generations": 200, "popsize": 32, "num_episode": 8,
                       "eval_every": 10, "eval_episodes": 128},
         },
         "quick": {
@@ -62,6 +64,12 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "vae": {**_DOOM_VAE, "epochs": 1},
             "rnn": {**_DOOM_RNN, "epochs": 5, "seq_len": 100},
             "train": {**_QUICK_ES, **_DOOM_DREAM},
+        },
+        "tiny": {
+            "extract": {"episodes": 4, "policy": "hold", "max_steps": 2100},
+            "vae": {**_DOOM_VAE, "epochs": 1},
+            "rnn": {**_DOOM_RNN, "epochs": 1, "seq_len": 50, "batch_size": 8},
+            "train": {**_TINY_ES, **_DOOM_DREAM},
         },
     },
     "carracing": {
@@ -84,6 +92,12 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "vae": {**_CARRACING_VAE, "epochs": 1},
             "rnn": {**_CARRACING_RNN, "epochs": 1, "steps_per_epoch": 20, "seq_len": 100},
             "train": {**_QUICK_ES},
+        },
+        "tiny": {
+            "extract": {"episodes": 2, "policy": "brownian", "max_steps": 50},
+            "vae": {**_CARRACING_VAE, "epochs": 1},
+            "rnn": {**_CARRACING_RNN, "epochs": 1, "steps_per_epoch": 2, "seq_len": 20, "batch_size": 4},
+            "train": {**_TINY_ES, "max_steps": 50},
         },
     },
 }

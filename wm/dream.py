@@ -26,7 +26,7 @@ import torch
 
 from wm.controller import ControllerSpec, spec_for, stack_controllers
 from wm.errors import WMError
-from wm.mdrnn import MDRNN, MixtureParams, sample_with_noise
+from wm.mdrnn import MDRNN, sample_with_noise
 
 DOOM_MAX_STEPS = 2100
 NOISE_BLOCK = 64  # steps of noise drawn at a time from an episode's generator
@@ -116,12 +116,13 @@ class DreamBatch:
         all_rows = len(rows) == self.slots
         index: torch.Tensor | slice = slice(None) if all_rows else torch.from_numpy(rows)
         actions = actions.clamp(-1.0, 1.0)
-        params, done_logit, (h, c) = self.mdrnn.step(
-            self.z[index], actions, (self.h[index].unsqueeze(0), self.c[index].unsqueeze(0)),
-            self.first[index].float())
+        h, c = self.mdrnn.advance(self.z[index], actions,
+                                  (self.h[index].unsqueeze(0), self.c[index].unsqueeze(0)),
+                                  self.first[index].float())
+        params, done_logit = self.mdrnn.raw_head(h[0])
         offsets = self.steps[rows] % NOISE_BLOCK
         pick = (torch.from_numpy(rows), torch.from_numpy(offsets))
-        z = sample_with_noise(MixtureParams(*params), self.tau, self._uniform[pick], self._normal[pick])
+        z = sample_with_noise(params, self.tau, self._uniform[pick], self._normal[pick])
         self.z[index], self.h[index], self.c[index] = z, h[0], c[0]
         self.first[index] = False
         self.steps[rows] += 1

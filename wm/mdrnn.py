@@ -200,6 +200,18 @@ class MDRNN(nn.Module):
         x = torch.cat([z, action, flags.to(z.dtype).unsqueeze(-1)], dim=-1)
         return x, flags
 
+    def raw_head(self, h: Tensor) -> tuple[MixtureParams, Tensor | None]:
+        """The head on states (B, hidden) without the log-softmax: unnormalised mixture logits, for
+        sampling (what a dream needs each step; the normalisation would only cost time)."""
+        cfg = self.config
+        y = self.head(h)
+        done_logit = None
+        if cfg.with_done:
+            done_logit, y = y[..., 0], y[..., 1:]
+        y = y.reshape(*y.shape[:-1], cfg.z_size, 3 * cfg.num_mixtures)
+        logits, mu, logsigma = y.chunk(3, dim=-1)
+        return MixtureParams(logits, mu, logsigma), done_logit
+
     def _head(self, out: Tensor) -> tuple[MixtureParams, Tensor | None]:
         """LSTM outputs (B, T, hidden) -> mixture parameters and done logit, in the original layout."""
         cfg = self.config
@@ -275,7 +287,7 @@ def sample_next_z(
 
 def sample_with_noise(params_at_step: MixtureParams, tau: float, uniform: Tensor, normal: Tensor) -> Tensor:
     """z_{t+1} (B, z_size) from one step's mixtures and given noise: ``uniform`` in [0, 1) and
-    ``normal`` N(0, 1), each (B, z_size).
+    ``normal`` N(0, 1), each (B, z_size). ``logpi`` may be unnormalised log weights.
 
     As the original: the mixture logits are divided by tau before the softmax, one component is drawn
     per latent dimension (here by inverting the cumulative weights at ``uniform``), and
@@ -286,9 +298,14 @@ def sample_with_noise(params_at_step: MixtureParams, tau: float, uniform: Tensor
     if not tau > 0:  # also rejects NaN
         raise ValueError(f"tau must be > 0, got {tau}")
     logpi, mu, logsigma = params_at_step
-    cumulative = torch.softmax(logpi / tau, dim=-1).cumsum(dim=-1)
-    index = (cumulative < uniform.unsqueeze(-1)).sum(dim=-1, keepdim=True)
-    index = index.clamp_(max=logpi.shape[-1] - 1)  # (rounding: the last cumulative weight < 1)
+    # softmax(logpi / tau) without normalising (so logpi may be unnormalised too): the drawn index
+    # is where the cumulative weights pass uniform * their total. (torch.softmax over a last
+    # dimension of 5 is slow on CPU; this is ~3x faster in a batched dream.)
+    weights = torch.exp((logpi - logpi.amax(dim=-1, keepdim=True)) / tau)
+    cumulative = weights.cumsum(dim=-1)
+    threshold = uniform.unsqueeze(-1) * cumulative[..., -1:]
+    index = (cumulative < threshold).sum(dim=-1, keepdim=True)
+    index = index.clamp_(max=logpi.shape[-1] - 1)  # (rounding)
     chosen_mu = mu.gather(-1, index).squeeze(-1)
     chosen_sigma = logsigma.gather(-1, index).squeeze(-1).exp()
     return chosen_mu + chosen_sigma * normal * math.sqrt(tau)

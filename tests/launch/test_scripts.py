@@ -21,18 +21,49 @@ def bash(script: str, *args: str, env: dict[str, str] | None = None, timeout: fl
                           text=True, timeout=timeout)
 
 
-def test_quickstart_runs_the_pipeline_on_the_quick_preset(tmp_path):
-    run = tmp_path / "quick"
-    done = bash("launch/quickstart.bash", "--episodes", "2", "--max-steps", "30",
-                env={"RUN": str(run), "NP": "2",
-                     "TRAIN_ARGS": "--max-steps 10 --popsize 4 --num-episode 1 --eval-episodes 2"})
+def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_path):
+    run = tmp_path / "doom"
+    done = bash("launch/doom.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
+                "--eval-episodes", "3")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 MPI ranks" in done.stdout and "[extract] done" in done.stdout
-    summary = json.loads((run / "record" / "summary.json").read_text())
-    assert (summary["env"], summary["episodes"], summary["ranks"]) == ("doom", 2, 2)
-    for weights in ("vae/vae.pt", "rnn/rnn.pt", "series/initial_z.npz", "es/best.json"):
-        assert (run / weights).is_file(), weights
-    assert "[quickstart] done" in done.stdout
+    out = done.stdout
+    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "random"):
+        assert f"[pipeline] {stage}: " in out, stage
+    assert "mpirun" in out and "-n 2" in out and "-n 3" in out  # extraction on 2 ranks; ES on 2 + master
+    assert "in M's dream at temperature 1.15" in out
+    results = json.loads((run / "results.json").read_text())
+    real, random = results["scores"]["real"], results["scores"]["random"]
+    assert real["episodes"] == random["episodes"] == 3 and real["where"] == "real"
+    assert real["mean"] > 0 and random["mean"] > 0
+    assert set(results["seconds"]) >= {"extract", "vae", "series", "rnn", "train", "evaluate", "random"}
+    assert all(results["seconds"][s] is not None for s in ("extract", "vae", "rnn", "train", "evaluate"))
+    assert results["config"]["train"]["dream"] is True
+    text = (run / "results.md").read_text()
+    assert f"{real['mean']:.1f} +- {real['std']:.1f}" in text and "1092" in text
+    assert f"real-game score {real['mean']:.1f}" in out and "vs random policy" in out
+    # Every stage's outputs are complete: a re-run skips them all and writes the same scores.
+    again = bash("launch/doom.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
+                 "--eval-episodes", "3")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("already complete, skipped") == 7
+    assert json.loads((run / "results.json").read_text())["scores"] == results["scores"]
+
+
+def test_quickstart_runs_the_doom_pipeline(tmp_path):
+    # PRESET: the quick preset takes minutes; the tiny one shows the script is wired the same way.
+    done = bash("launch/quickstart.bash", "--eval-episodes", "2",
+                env={"RUN": str(tmp_path / "q"), "NP": "2", "PRESET": "tiny"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[pipeline] doom, preset tiny" in done.stdout and "vs random policy" in done.stdout
+    assert (tmp_path / "q" / "results.md").is_file()
+
+
+def test_a_preset_that_does_not_exist_is_refused_in_one_line(tmp_path):
+    done = bash("launch/doom.bash", "--preset", "huge", "--run", str(tmp_path / "r"))
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "invalid choice: 'huge'" in errors[0]
+    assert not (tmp_path / "r").exists()
 
 
 def test_extract_bash_passes_its_arguments_to_every_rank(tmp_path):

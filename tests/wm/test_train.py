@@ -9,7 +9,8 @@ import pytest
 
 from wm import rnn_train, train
 
-QUICK = ["--preset", "quick", "--max-steps", "15", "--popsize", "4", "--num-episode", "1",
+# In the real game (the Doom presets train in the dream: tests of that say --dream).
+QUICK = ["--preset", "quick", "--no-dream", "--max-steps", "15", "--popsize", "4", "--num-episode", "1",
          "--eval-every", "2", "--eval-episodes", "2"]
 
 
@@ -96,9 +97,42 @@ def test_carracing_controller_trains_in_the_real_env(carracing_series_run, copy_
     assert row["steps_max"] == 5 and row["evaluations"] == 2
 
 
-def test_dream_is_refused_until_it_exists(m_run, capsys):
-    assert train.main(["--run", str(m_run), *QUICK, "--dream"]) == 2
-    assert "--dream" in capsys.readouterr().err
+def test_training_in_the_dream_over_mpi_records_it_and_resumes_only_at_the_same_temperature(
+        m_run, copy_run, run_stage, capsys):
+    run = copy_run(m_run)
+    dream = [*QUICK, "--dream", "--temperature", "1.3", "--max-steps", "40"]
+    done = run_stage("train", "--run", str(run), *dream, "--generations", "2", ranks=3, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "in M's dream at temperature 1.3" in done.stdout and "gen 2/2" in done.stdout
+    rows = [json.loads(line) for line in (run / "es" / "history.jsonl").read_text().splitlines()]
+    assert all(1 <= r["steps_max"] <= 40 for r in rows)
+    assert json.loads((run / "config.json").read_text())["stages"]["train"]["dream"] is True
+    assert train.main(["--run", str(run), *dream, "--temperature", "1.0", "--generations", "3"]) == 1
+    assert "temperature: 1.3 -> 1.0" in capsys.readouterr().err
+
+
+def test_dream_outputs_can_go_to_another_directory(m_run, copy_run):
+    run = copy_run(m_run)
+    assert train.main(["--run", str(run), *QUICK, "--dream", "--max-steps", "20", "--generations", "1",
+                       "--out", "sweep/tau-1.0", "--temperature", "1.0"]) == 0
+    assert (run / "sweep" / "tau-1.0" / "best.json").exists() is False  # (no evaluation at gen 1)
+    assert (run / "sweep" / "tau-1.0" / "history.csv").is_file() and not (run / "es").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dream", "--temperature", "0"], "--temperature must be a number > 0"),
+    (["--dream", "--temperature", "-1"], "--temperature must be a number > 0"),
+    (["--out", "../elsewhere"], "--out must be a directory inside the run"),
+])
+def test_bad_dream_flags_are_one_line(m_run, flags, message, capsys):
+    assert train.main(["--run", str(m_run), *QUICK, *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_carracing_run_cannot_train_in_the_doom_dream(carracing_series_run, capsys):
+    assert train.main(["--run", str(carracing_series_run), *QUICK, "--dream"]) == 2
+    assert "--dream needs the Doom TakeCover pipeline" in capsys.readouterr().err
 
 
 def test_several_envs_per_worker(m_run, copy_run, run_stage):

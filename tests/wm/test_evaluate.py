@@ -1,0 +1,107 @@
+"""wm.evaluate on a tiny real Doom run: real game, dream, random baseline, MPI, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from wm import evaluate, train
+from wm.evaluate import evaluation_seeds
+from wm.results import write_results
+
+
+@pytest.fixture(scope="module")
+def es_run(doom_m_run, tmp_path_factory):
+    """The session's M run with a controller trained two generations in the dream (best.json)."""
+    import shutil
+
+    run = tmp_path_factory.mktemp("eval") / "run"
+    shutil.copytree(doom_m_run, run)
+    assert train.main(["--run", str(run), "--preset", "quick", "--dream", "--max-steps", "30",
+                       "--popsize", "4", "--num-episode", "1", "--generations", "2", "--eval-every", "1",
+                       "--eval-episodes", "2"]) == 0
+    return run
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_real_game_evaluation_writes_summary_and_per_episode_csv(es_run, capsys):
+    assert evaluate.main(["--run", str(es_run), "--episodes", "3", "--max-steps", "40"]) == 0
+    summary = json.loads((es_run / "eval" / "real.json").read_text())
+    rows = read_csv(es_run / "eval" / "real.csv")
+    returns = [float(r["return"]) for r in rows]
+    assert [int(r["seed"]) for r in rows] == evaluation_seeds(0, 3) == summary["seeds"]
+    assert summary["mean"] == pytest.approx(np.mean(returns))
+    assert summary["std"] == pytest.approx(np.std(returns))
+    assert summary["min"] == min(returns) and summary["max"] == max(returns)
+    assert summary["where"] == "real" and all(1 <= int(r["steps"]) <= 40 for r in rows)
+    assert f"mean {summary['mean']:.1f}" in capsys.readouterr().out
+
+
+def test_evaluation_seeds_are_fresh_and_given_seeds_are_played(es_run):
+    from es.trainer import ESSettings, episode_seed, eval_seed
+
+    settings = ESSettings(generations=1)
+    training = {episode_seed(settings, 4, g, c, e) for g in range(3) for c in range(4) for e in range(2)}
+    training |= {eval_seed(settings, g, e) for g in range(3) for e in range(4)}
+    assert not training & set(evaluation_seeds(0, 100))
+    assert evaluate.main(["--run", str(es_run), "--seeds", "5,6", "--max-steps", "20",
+                          "--name", "given"]) == 0
+    assert [r["seed"] for r in read_csv(es_run / "eval" / "given.csv")] == ["5", "6"]
+
+
+def test_random_baseline_and_dream_over_mpi(es_run, run_stage):
+    done = run_stage("evaluate", "--run", str(es_run), "--params", "random", "--episodes", "4", ranks=3)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 playing rank(s)" in done.stdout
+    random = json.loads((es_run / "eval" / "random.json").read_text())
+    assert random["episodes"] == 4 and random["mean"] > 50  # the random policy survives a while
+    assert evaluate.main(["--run", str(es_run), "--dream", "--temperature", "1.3", "--episodes", "3",
+                          "--max-steps", "25"]) == 0
+    dream = json.loads((es_run / "eval" / "dream-tau1.3.json").read_text())
+    assert dream["where"] == "dream" and dream["temperature"] == 1.3 and dream["max"] <= 25
+
+
+def test_current_params_and_results_file(es_run):
+    assert evaluate.main(["--run", str(es_run), "--params", "current", "--episodes", "2", "--max-steps",
+                          "20"]) == 0
+    assert (es_run / "eval" / "real-current.json").is_file()
+    results = write_results(es_run)
+    text = (es_run / "results.md").read_text()
+    for name, score in results["scores"].items():
+        assert name in text and f"{score['mean']:.1f} +- {score['std']:.1f}" in text
+    assert results["seconds"]["train"] > 0 and results["paper"]["solved"] == 750
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--episodes", "0"], "--episodes must be at least 1"),
+    (["--temperature", "0", "--dream"], "--temperature must be a number > 0"),
+    (["--seeds", "1,x"], "--seeds must be comma-separated integers"),
+])
+def test_bad_flags_are_one_line(es_run, flags, message, capsys):
+    assert evaluate.main(["--run", str(es_run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_or_wrong_controllers_are_one_line(es_run, doom_m_run, carracing_series_run, tmp_path,
+                                                   capsys):
+    assert evaluate.main(["--run", str(doom_m_run), "--episodes", "1"]) == 1
+    assert "run `python -m wm.train" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"params": [0.0] * 10}))
+    assert evaluate.main(["--run", str(es_run), "--params", str(wrong), "--episodes", "1"]) == 1
+    assert "needs 96" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{")
+    assert evaluate.main(["--run", str(es_run), "--params", str(tmp_path / "broken.json")]) == 1
+    assert "not a controller file" in capsys.readouterr().err
+    assert evaluate.main(["--run", str(carracing_series_run), "--dream", "--params", "random"]) == 1
+    assert "--dream needs the Doom TakeCover pipeline" in capsys.readouterr().err
+    assert evaluate.main(["--run", str(tmp_path / "nothing"), "--params", "random"]) == 1
+    assert "not a run directory" in capsys.readouterr().err
