@@ -120,7 +120,8 @@ def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[in
 def play(evaluate: Evaluate | BatchEvaluate, population: np.ndarray,
          next_task: Callable[[], tuple[int, int, int] | None]) -> Iterator[tuple[int, float, int, float]]:
     """Play tasks (k, row, seed) until ``next_task`` returns None; yields (k, return, steps, busy
-    seconds). A batch evaluator's episodes overlap: each counts its wall time / slots."""
+    seconds). A batch evaluator's episodes overlap: each counts the time since the previous one
+    ended, so together they count the evaluator's wall time once, however full its slots were."""
     if not hasattr(evaluate, "run"):
         while (task := next_task()) is not None:
             k, row, seed = task
@@ -128,18 +129,19 @@ def play(evaluate: Evaluate | BatchEvaluate, population: np.ndarray,
             ret, steps = evaluate(population[row], seed)
             yield k, float(ret), int(steps), time.perf_counter() - start
         return
-    started: dict[int, float] = {}
 
     def next_job() -> Job | None:
         task = next_task()
         if task is None:
             return None
         k, row, seed = task
-        started[k] = time.perf_counter()
         return k, population[row], seed
 
+    last = time.perf_counter()
     for k, (ret, steps) in evaluate.run(next_job):
-        yield k, float(ret), int(steps), (time.perf_counter() - started.pop(k)) / evaluate.slots
+        now = time.perf_counter()
+        yield k, float(ret), int(steps), now - last
+        last = now
 
 
 def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate]) -> None:

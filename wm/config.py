@@ -56,7 +56,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 2000, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1, "lr": 1e-3, "episodes": 700},
             "rnn": {**_DOOM_RNN, "epochs": 12, "batch_size": 32, "seq_len": 100},
-            "train": {**_DOOM_DREAM, "generations": 200, "popsize": 32, "num_episode": 8,
+            "train": {**_DOOM_DREAM, "generations": 120, "popsize": 32, "num_episode": 8,
                       "eval_every": 10, "eval_episodes": 128},
         },
         "quick": {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -137,28 +138,59 @@ def stage_command(stage: Stage) -> list[str]:
     return [*mpirun_command(stage.ranks), *command] if stage.ranks else command
 
 
-def run_pipeline(cfg: PipelineConfig) -> int:
-    """Run the stages in order; returns the exit status of the first that fails, else 0."""
-    started = time.monotonic()
-    print(f"[pipeline] {cfg.env}, preset {cfg.preset}, run directory {cfg.run}", flush=True)
-    for stage in stages(cfg):
+def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
+    """Run a stage's process; SIGTERM or SIGINT to the pipeline reaches it too (a scheduler's
+    `scancel`, a `kill` of the pipeline alone), so it checkpoints and stops rather than running on
+    orphaned. Returns its exit status (the signal's usual status when it was stopped)."""
+    # Its own session: a terminal's Ctrl-C reaches it once, through us, not twice (Open MPI's
+    # launcher treats a second signal as "kill everything now").
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(signum: int, frame: Any) -> None:
+        child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if code != 0 and child.returncode in (-signal.SIGTERM, -signal.SIGINT, 130, 143):
+        raise KeyboardInterrupt
+    return code
+
+
+def run_stages(todo: list[Stage], tag: str = "pipeline") -> int:
+    """Run the stages not yet complete, in order; returns the exit status of the first that fails,
+    else 0."""
+    for stage in todo:
         if stage.done():
-            print(f"[pipeline] {stage.name}: already complete, skipped", flush=True)
+            print(f"[{tag}] {stage.name}: already complete, skipped", flush=True)
             continue
         command = stage_command(stage)
-        print(f"[pipeline] {stage.name}: {shlex.join(command)}", flush=True)
+        print(f"[{tag}] {stage.name}: {shlex.join(command)}", flush=True)
         env = dict(os.environ)
         if stage.ranks:  # one thread per rank for every numerical library: the ranks share the cores
             env.update({k: env.get(k, "1") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                        "MKL_NUM_THREADS")})
-        code = subprocess.run(command, env=env).returncode
+        code = run_forwarding_signals(command, env)
         if code != 0:
-            print(f"[pipeline] {stage.name} failed (exit {code}); what finished is kept: fix the cause and "
+            print(f"[{tag}] {stage.name} failed (exit {code}); what finished is kept: fix the cause and "
                   "run the same command again to continue", file=sys.stderr, flush=True)
             return code
         if not stage.done():
-            print(f"[pipeline] {stage.name} ended without completing its outputs", file=sys.stderr)
+            print(f"[{tag}] {stage.name} ended without completing its outputs", file=sys.stderr)
             return 1
+    return 0
+
+
+def run_pipeline(cfg: PipelineConfig) -> int:
+    """Run the stages not yet complete, then write the results; returns the exit status."""
+    started = time.monotonic()
+    print(f"[pipeline] {cfg.env}, preset {cfg.preset}, run directory {cfg.run}", flush=True)
+    code = run_stages(stages(cfg))
+    if code:
+        return code
     results = write_results(cfg.run)
     real, random = results["scores"].get("real"), results["scores"].get("random")
     print(f"[pipeline] done in {time.monotonic() - started:.0f}s: real-game score "
