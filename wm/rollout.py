@@ -36,8 +36,11 @@ class WorldModelAgent:
         self.spec = spec_for(cfg.z_size, cfg.hidden_size, cfg.action_size, cfg.with_done)
 
     @torch.inference_mode()
-    def run_episode(self, env: gym.Env, params: np.ndarray, seed: int) -> EpisodeResult:
-        """Play one episode with the controller ``params``; returns its return and length."""
+    def run_episode(self, env: gym.Env, params: np.ndarray, seed: int,
+                    on_step: Callable[[np.ndarray, torch.Tensor, np.ndarray], None] | None = None,
+                    ) -> EpisodeResult:
+        """Play one episode with the controller ``params``; returns its return and length.
+        ``on_step(frame, z, action)`` sees every step before the env takes it (for videos)."""
         controller = LinearController(self.spec, params)
         frame, _ = env.reset(seed=seed)
         h, c = self.mdrnn.initial_state(1)
@@ -46,6 +49,8 @@ class WorldModelAgent:
         while not done:
             z, _ = self.vae.encode(to_tensor(frame[None]))
             action = controller.act(controller.features(z, h[0], c[0]))
+            if on_step is not None:
+                on_step(frame, z, action[0].numpy())
             frame, reward, terminated, truncated, _ = env.step(action[0].numpy())
             h, c = self.mdrnn.advance(z, action, (h, c), restart)
             if restart is not None:

@@ -43,7 +43,7 @@ def pick_device(name: str, threads: int = 0) -> torch.device:
     return device
 
 
-def _save_torch(path: Path, obj: dict[str, Any]) -> None:
+def save_torch_file(path: Path, obj: dict[str, Any]) -> None:
     """torch.save to ``path`` atomically."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
@@ -64,7 +64,7 @@ def _load_torch(path: Path, what: str) -> dict[str, Any]:
 def save_weights(path: Path, kind: str, config: dict[str, Any], model: nn.Module, **info: Any) -> None:
     """Model weights with the config that shapes them (loads with ``weights_only=True``)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _save_torch(path, {"format": WEIGHTS_FORMAT, "kind": kind, "config": config, "state_dict": state,
+    save_torch_file(path, {"format": WEIGHTS_FORMAT, "kind": kind, "config": config, "state_dict": state,
                        "info": info})
 
 
@@ -164,7 +164,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(t: Training, epoch: int, step: int) -> None:
     """Everything needed to continue after ``epoch`` exactly as if never stopped."""
-    _save_torch(t.checkpoint_path, {
+    save_torch_file(t.checkpoint_path, {
         "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
         "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,

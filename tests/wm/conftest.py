@@ -45,6 +45,19 @@ def doom_m_run(doom_series_run, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="session")
+def doom_es_run(doom_m_run, tmp_path_factory) -> Path:
+    """The session's M run with a controller trained two generations in the dream (es/best.json)."""
+    from wm import train
+
+    run = tmp_path_factory.mktemp("doom-es") / "run"
+    shutil.copytree(doom_m_run, run)
+    assert train.main(["--run", str(run), "--preset", "quick", "--dream", "--max-steps", "30",
+                       "--popsize", "4", "--num-episode", "1", "--generations", "2", "--eval-every", "1",
+                       "--eval-episodes", "2"]) == 0
+    return run
+
+
 @pytest.fixture
 def copy_run(tmp_path):
     """Copy a session run so a test can change it."""

@@ -8,22 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from wm import evaluate, train
+from wm import evaluate
 from wm.evaluate import evaluation_seeds
 from wm.results import write_results
 
 
-@pytest.fixture(scope="module")
-def es_run(doom_m_run, tmp_path_factory):
-    """The session's M run with a controller trained two generations in the dream (best.json)."""
-    import shutil
-
-    run = tmp_path_factory.mktemp("eval") / "run"
-    shutil.copytree(doom_m_run, run)
-    assert train.main(["--run", str(run), "--preset", "quick", "--dream", "--max-steps", "30",
-                       "--popsize", "4", "--num-episode", "1", "--generations", "2", "--eval-every", "1",
-                       "--eval-episodes", "2"]) == 0
-    return run
+@pytest.fixture
+def es_run(doom_es_run):
+    return doom_es_run
 
 
 def read_csv(path):
