@@ -78,6 +78,7 @@ class TrainerState:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_eval_score: float = float("-inf")
     best_eval_params: list[float] | None = None
+    best_eval_generation: int = 0  # the generation whose mean scored best_eval_score
     elapsed_s: float = 0.0
 
 
@@ -300,6 +301,7 @@ def train(comm: Comm, make_strategy: Callable[[], Strategy],
             if row.eval_score > state.best_eval_score:
                 state.best_eval_score = row.eval_score
                 state.best_eval_params = strategy.result().mean.tolist()
+                state.best_eval_generation = state.generation
         state.elapsed_s = row.elapsed_s
         state.history.append(asdict(row))
         checkpoints.save(strategy, state, settings, identity)

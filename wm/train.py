@@ -148,9 +148,10 @@ class TrainingLog:
                 if key != "generation" and value is not None:
                     self._tb.add_scalar(key, value, row.generation)
             self._tb.flush()
-        if row.eval_score is not None and state.best_eval_params is not None:
+        if row.eval_score is not None and state.best_eval_generation == row.generation:
+            # (only when this generation is the new best: best.json's time then says when it changed)
             write_json(self.out / "best.json", {"score": state.best_eval_score,
-                                                "generation": row.generation,
+                                                "generation": state.best_eval_generation,
                                                 "params": state.best_eval_params})
         evaluated = f" | eval {row.eval_score:.1f} (best {state.best_eval_score:.1f})" \
             if row.eval_score is not None else ""

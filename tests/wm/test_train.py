@@ -142,3 +142,13 @@ def test_several_envs_per_worker(m_run, copy_run, run_stage):
     assert done.returncode == 0, done.stdout + done.stderr
     row = json.loads((run / "es" / "history.jsonl").read_text())
     assert row["evaluations"] == 4 and 0 < row["busy_fraction"] <= 1.01
+
+
+def test_best_json_names_the_generation_whose_mean_scored_best(m_run, copy_run):
+    run = copy_run(m_run)
+    assert train.main(["--run", str(run), *QUICK, "--generations", "4", "--eval-every", "1"]) == 0
+    rows = [json.loads(line) for line in (run / "es" / "history.jsonl").read_text().splitlines()]
+    best = json.loads((run / "es" / "best.json").read_text())
+    scores = [r["eval_score"] for r in rows]
+    assert best["score"] == max(scores)
+    assert best["generation"] == rows[scores.index(max(scores))]["generation"]
