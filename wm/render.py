@@ -37,31 +37,30 @@ class RenderConfig:
     every: int = arg(2, "keep every Nth step (smaller files); the GIF plays at the game's speed")
     max_steps: int = arg(0, "cap on steps (0: the env's own)")
     fps: float = arg(35.0, "the game's steps per second (Doom: 35 tics/s; CarRacing: 50)")
-
-
-def _square(frame: np.ndarray) -> Image.Image:
-    return Image.fromarray(frame).resize((PANEL, PANEL), Image.NEAREST)
+    panel: int = arg(128, "height in pixels of each picture")
+    colors: int = arg(96, "colours of the GIF's palette (fewer: smaller files)")
 
 
 def compose(raw: np.ndarray | None, seen: np.ndarray, reconstruction: np.ndarray, action: np.ndarray,
-            step: int) -> Image.Image:
+            step: int, panel: int = PANEL) -> Image.Image:
     """One GIF frame: [game | V's input | V's reconstruction] over an action bar."""
     game = Image.fromarray(raw if raw is not None else seen)
-    game = game.resize((round(game.width * PANEL / game.height), PANEL), Image.BILINEAR)
-    width = game.width + 2 * PANEL + 8
-    canvas = Image.new("RGB", (width, PANEL + BAR), (255, 255, 255))
+    game = game.resize((round(game.width * panel / game.height), panel), Image.BILINEAR)
+    width = game.width + 2 * panel + 8
+    canvas = Image.new("RGB", (width, panel + BAR), (255, 255, 255))
     canvas.paste(game, (0, 0))
-    canvas.paste(_square(seen), (game.width + 4, 0))
-    canvas.paste(_square(reconstruction), (game.width + PANEL + 8, 0))
+    for i, frame in enumerate((seen, reconstruction)):
+        canvas.paste(Image.fromarray(frame).resize((panel, panel), Image.NEAREST),
+                     (game.width + 4 + i * (panel + 4), 0))
     draw = ImageDraw.Draw(canvas)
     # The first action in [-1, 1] as a bar from the centre (Doom: left < -1/3 < none < 1/3 < right).
     centre, half = width // 2, width // 4
     a = float(np.clip(action[0], -1, 1))
-    draw.rectangle([centre - half, PANEL + 6, centre + half, PANEL + BAR - 6], outline=(160, 160, 160))
+    draw.rectangle([centre - half, panel + 6, centre + half, panel + BAR - 6], outline=(160, 160, 160))
     left, right = sorted([centre, centre + int(a * half)])
-    draw.rectangle([left, PANEL + 7, right, PANEL + BAR - 7], fill=(200, 40, 40))
-    draw.text((4, PANEL + 5), f"step {step}", fill=(0, 0, 0))
-    draw.text((centre + half + 6, PANEL + 5), f"a {a:+.2f}", fill=(0, 0, 0))
+    draw.rectangle([left, panel + 7, right, panel + BAR - 7], fill=(200, 40, 40))
+    draw.text((4, panel + 5), f"step {step}", fill=(0, 0, 0))
+    draw.text((centre + half + 6, panel + 5), f"a {a:+.2f}", fill=(0, 0, 0))
     return canvas
 
 
@@ -90,7 +89,7 @@ def render(cfg: RenderConfig) -> tuple[Path, int]:
         nonlocal count
         if count % cfg.every == 0:
             reconstruction = vae.decode(z)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-            frames.append(compose(env.render(), frame, reconstruction, action, count))
+            frames.append(compose(env.render(), frame, reconstruction, action, count, cfg.panel))
         count += 1
 
     try:
@@ -101,7 +100,7 @@ def render(cfg: RenderConfig) -> tuple[Path, int]:
     out.parent.mkdir(parents=True, exist_ok=True)
     # One shared palette without dithering: dithered frames differ pixel by pixel and GIF's
     # compression, which codes runs and repeats, then grows the file ~5x.
-    palette = frames[len(frames) // 2].quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+    palette = frames[len(frames) // 2].quantize(colors=cfg.colors, method=Image.Quantize.MEDIANCUT)
     frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     duration = round(1000 * cfg.every / cfg.fps)
     atomic_write(out, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:],
@@ -112,8 +111,10 @@ def render(cfg: RenderConfig) -> tuple[Path, int]:
 def main(argv: list[str] | None = None) -> int:
     def parse() -> RenderConfig:
         cfg, _ = cli.parse(RenderConfig, argv, "python -m wm.render", __doc__ or "")
-        if cfg.every < 1 or cfg.max_steps < 0 or not cfg.fps > 0:
-            raise WMError("--every must be >= 1, --max-steps >= 0 and --fps > 0")
+        if cfg.every < 1 or cfg.max_steps < 0 or not cfg.fps > 0 or cfg.panel < 16 or \
+                not 2 <= cfg.colors <= 256:
+            raise WMError("--every must be >= 1, --max-steps >= 0, --fps > 0, --panel >= 16 and "
+                          "--colors 2 to 256")
         return cfg
 
     def run(cfg: RenderConfig) -> None:
