@@ -3,7 +3,7 @@
 # M -> C trained by CMA-ES in M's dream over MPI -> scored in the real game over 100 fresh
 # episodes beside the random policy -> RUN/results.md. Sets up .venv if needed. Each stage is
 # skipped when its outputs are complete: run the same command again to continue after a stop.
-#   bash launch/doom.bash --preset small --run runs/doom-small     (this 2-core machine: ~1.5 h)
+#   bash launch/doom.bash --preset small --run runs/doom-small     (this 2-core machine: 77 min)
 #   bash launch/doom.bash --preset quick --run runs/doom-quick     (minutes; a smoke test)
 # Flags go to `python -m wm.pipeline` (--np N: MPI ranks, default the cores; --eval-episodes N).
 set -euo pipefail

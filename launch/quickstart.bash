@@ -3,7 +3,7 @@
 # experiment on the quick preset (a few minutes here): extraction over MPI on the local cores, V,
 # the series, M, C trained by CMA-ES over MPI in M's dream, then the real-game score over 100
 # episodes beside the random policy's, in RUN/results.md. A smoke test of every stage, not a good
-# agent: `bash launch/doom.bash --preset small --run runs/doom-small` trains one (about 1.5 h).
+# agent: `bash launch/doom.bash --preset small --run runs/doom-small` trains one (77 min here).
 #   RUN   run directory (default runs/quickstart); re-running continues it
 #   NP    MPI ranks for extraction (default: the number of cores; training uses NP + 1)
 #   PRESET  another preset (default quick)
