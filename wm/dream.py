@@ -61,6 +61,21 @@ def check_dream_model(mdrnn: MDRNN, z_size: int) -> None:
                       "they come from different runs")
 
 
+def check_dream_inputs(run: str | Path) -> None:
+    """On rank 0, before any worker starts: one clear error when the run cannot dream (no M, a
+    CarRacing M, no initial latents), rather than one per worker."""
+    from wm.models import rnn_weights
+
+    config = rnn_weights(run)["config"]
+    mu, _ = load_initial_latents(run)
+    if not config.get("with_done"):
+        raise WMError("this run's M has no done head (it comes from a CarRacing run): the dream needs "
+                      "the Doom TakeCover pipeline's M (--env doom)")
+    if mu.shape[1] != config["z_size"]:
+        raise WMError(f"the initial latents have {mu.shape[1]} dimensions but M expects {config['z_size']}: "
+                      f"run `python -m wm.series --run {run}` again")
+
+
 class DreamBatch:
     """``slots`` dream episodes stepped together. Start one with :meth:`reset` (slot, seed), step
     the active ones with :meth:`step`; a slot is free again once its episode ends."""

@@ -171,6 +171,10 @@ def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
             raise WMError(f"{cfg.run} is not a run directory (no config.json): run the pipeline first")
         if cfg.dream and env_name != "doom":
             raise WMError(f"--dream needs the Doom TakeCover pipeline; this run is {env_name}")
+        if cfg.dream:
+            from wm.dream import check_dream_inputs
+
+            check_dream_inputs(cfg.run)
         if cfg.params == "random":
             return {"env": env_name, "params": None}
         from wm.train import controller_spec

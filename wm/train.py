@@ -177,6 +177,10 @@ def train_controller(cfg: TrainConfig, comm: Comm) -> None:
 
         def set_up() -> dict[str, Any]:  # rank 0; an error here ends every rank with one line
             identity = run_identity(cfg)
+            if cfg.dream:
+                from wm.dream import check_dream_inputs
+
+                check_dream_inputs(cfg.run)
             make_stage_dir(cfg.run, cfg.out)
             stack.enter_context(locked(out))  # held until the end of the stage
             save_stage_config(cfg.run, "train" if cfg.out == ES_DIR else f"train:{cfg.out}", as_dict(cfg), ())

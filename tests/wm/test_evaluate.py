@@ -97,3 +97,14 @@ def test_missing_or_wrong_controllers_are_one_line(es_run, doom_m_run, carracing
     assert "--dream needs the Doom TakeCover pipeline" in capsys.readouterr().err
     assert evaluate.main(["--run", str(tmp_path / "nothing"), "--params", "random"]) == 1
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_a_dream_without_initial_latents_is_one_line_from_rank_0(es_run, copy_run, run_stage):
+    run = copy_run(es_run)
+    (run / "series" / "initial_z.npz").unlink()
+    for stage, extra in (("evaluate", ["--episodes", "2"]), ("train", ["--preset", "tiny", "--out", "es2"])):
+        done = run_stage(stage, "--run", str(run), "--dream", *extra, ranks=3)
+        assert done.returncode != 0
+        errors = [line for line in done.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and "run `python -m wm.series" in errors[0], done.stderr
+        assert "Traceback" not in done.stderr and "[rank" not in done.stderr
