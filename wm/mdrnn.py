@@ -201,8 +201,8 @@ class MDRNN(nn.Module):
         return x, flags
 
     def raw_head(self, h: Tensor) -> tuple[MixtureParams, Tensor | None]:
-        """The head on states (B, hidden) without the log-softmax: unnormalised mixture logits, for
-        sampling (what a dream needs each step; the normalisation would only cost time)."""
+        """The head on states (..., hidden) without the log-softmax: unnormalised mixture logits,
+        for sampling (what a dream needs each step; the normalisation would only cost time)."""
         cfg = self.config
         y = self.head(h)
         done_logit = None
@@ -214,14 +214,8 @@ class MDRNN(nn.Module):
 
     def _head(self, out: Tensor) -> tuple[MixtureParams, Tensor | None]:
         """LSTM outputs (B, T, hidden) -> mixture parameters and done logit, in the original layout."""
-        cfg = self.config
-        y = self.head(out)
-        done_logit = None
-        if cfg.with_done:
-            done_logit, y = y[..., 0], y[..., 1:]
-        y = y.reshape(*y.shape[:-1], cfg.z_size, 3 * cfg.num_mixtures)
-        logmix, mu, logsigma = y.chunk(3, dim=-1)
-        return MixtureParams(F.log_softmax(logmix, dim=-1), mu, logsigma), done_logit
+        (logits, mu, logsigma), done_logit = self.raw_head(out)
+        return MixtureParams(F.log_softmax(logits, dim=-1), mu, logsigma), done_logit
 
 
 def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
