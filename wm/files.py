@@ -43,6 +43,15 @@ def write_json(path: str | Path, data: Any) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file's contents, or None when it is missing or unreadable (callers treat both as
+    "not there yet")."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def remove_stale_temps(directory: Path, pattern: str = "*") -> int:
     """Delete temporary files left by an interrupted run; returns how many."""
     stale = list(directory.glob(f"{TMP_PREFIX}{pattern}{TMP_SUFFIX}"))

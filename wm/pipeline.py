@@ -13,7 +13,6 @@ each stage (from the stages' own logs) and the config.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -32,6 +31,7 @@ from wm.cli import arg
 from wm.config import PRESET_NAMES, preset_values
 from wm.envs import ENV_NAMES
 from wm.errors import WMError
+from wm.files import read_json
 from wm.results import write_results
 
 
@@ -47,11 +47,13 @@ class PipelineConfig:
     eval_episodes: int = arg(100, "real-env episodes of the final evaluation (and of the random baseline)")
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def evaluation_complete(path: Path, episodes: int, controller: Path | None) -> bool:
+    """``path`` (an eval/NAME.json) holds ``episodes`` episodes of the default seeds, played after
+    ``controller`` (a best.json) was last written; None for the random policy."""
+    result = read_json(path) or {}
+    if result.get("episodes") != episodes or result.get("seed") != 0:
+        return False
+    return controller is None or (controller.is_file() and path.stat().st_mtime >= controller.stat().st_mtime)
 
 
 def _weights_info(path: Path) -> dict[str, Any] | None:
@@ -83,7 +85,7 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     want = {stage: preset_values(stage, env, preset) for stage in ("extract", "vae", "rnn", "train")}
 
     def extracted() -> bool:
-        summary = _read_json(run / "record" / "summary.json")
+        summary = read_json(run / "record" / "summary.json")
         return bool(summary) and summary.get("episodes") == want["extract"]["episodes"] \
             and summary.get("env") == env
 
@@ -92,7 +94,7 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
         return bool(info) and info.get("epochs", 0) >= want["vae"]["epochs"]
 
     def series_done() -> bool:
-        summary = _read_json(run / "series" / "summary.json")
+        summary = read_json(run / "series" / "summary.json")
         if not summary or not vae_done():
             return False
         from wm.models import vae_digest
@@ -102,23 +104,17 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
 
     def rnn_done() -> bool:
         info = _weights_info(run / "rnn" / "rnn.pt")
-        series = _read_json(run / "series" / "summary.json") or {}
+        series = read_json(run / "series" / "summary.json") or {}
         return bool(info) and info.get("epochs", 0) >= want["rnn"]["epochs"] and \
             info.get("vae") == series.get("vae")
 
     def trained() -> bool:
-        status = _read_json(run / "es" / "status.json") or {}
+        status = read_json(run / "es" / "status.json") or {}
         return bool(status.get("finished")) and status.get("generations") == want["train"]["generations"]
 
     def evaluated(name: str) -> Callable[[], bool]:
-        def done() -> bool:
-            result = _read_json(run / "eval" / f"{name}.json") or {}
-            path, best = run / "eval" / f"{name}.json", run / "es" / "best.json"
-            # (the real score must be of the latest best controller)
-            fresh = name == "random" or (best.is_file() and path.is_file()
-                                         and path.stat().st_mtime >= best.stat().st_mtime)
-            return result.get("episodes") == cfg.eval_episodes and result.get("seed") == 0 and fresh
-        return done
+        best = None if name == "random" else run / "es" / "best.json"
+        return lambda: evaluation_complete(run / "eval" / f"{name}.json", cfg.eval_episodes, best)
 
     episodes = ["--episodes", str(cfg.eval_episodes)]
     return [

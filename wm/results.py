@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wm.errors import WMError
-from wm.files import atomic_write, write_json
+from wm.files import atomic_write, read_json, write_json
 
 # REFERENCE.md section 8: the paper's scores over 100 episodes, and what counts as solved.
 PAPER = {
@@ -23,13 +23,6 @@ PAPER = {
              "solved": 750},
     "carracing": {"score": "906 +- 21", "random": None, "solved": 900},
 }
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _last_csv_value(path: Path, column: str) -> float | None:
@@ -44,7 +37,7 @@ def _last_csv_value(path: Path, column: str) -> float | None:
 def stage_seconds(run: Path) -> dict[str, float | None]:
     """Wall time of each stage, from its own logs (None where it has not run)."""
     def field(path: Path, key: str) -> float | None:
-        data = _json(path)
+        data = read_json(path)
         return None if data is None or data.get(key) is None else float(data[key])
 
     return {
@@ -61,19 +54,19 @@ def stage_seconds(run: Path) -> dict[str, float | None]:
 def collect(run: str | Path) -> dict[str, Any]:
     """Everything results.md shows, as one dict."""
     run = Path(run)
-    config = _json(run / "config.json")
+    config = read_json(run / "config.json")
     if config is None:
         raise WMError(f"{run} is not a run directory (no readable config.json)")
     env = config.get("env")
     scores = {}
     for path in sorted((run / "eval").glob("*.json")):
-        data = _json(path)
+        data = read_json(path)
         if data and "mean" in data:
             keys = ("where", "temperature", "params", "episodes", "mean", "std", "min", "median", "max",
                     "seconds")
             scores[path.stem] = {k: data.get(k) for k in keys}
-    best = _json(run / "es" / "best.json")
-    data = _json(run / "record" / "summary.json") or {}
+    best = read_json(run / "es" / "best.json")
+    data = read_json(run / "record" / "summary.json") or {}
     seconds = stage_seconds(run)
     return {
         "run": str(run), "env": env, "scores": scores,

@@ -11,7 +11,6 @@ RUN/sweep.md and RUN/sweep.json beside the paper's figures. Done parts are skipp
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -25,8 +24,8 @@ from wm import cli
 from wm.cli import arg
 from wm.config import PRESET_NAMES
 from wm.errors import WMError
-from wm.files import atomic_write, write_json
-from wm.pipeline import Stage, run_stages
+from wm.files import atomic_write, read_json, write_json
+from wm.pipeline import Stage, evaluation_complete, run_stages
 
 # REFERENCE.md section 8: tau -> (dream score, real score) of the paper's Doom agents.
 PAPER_TABLE = {0.1: ("2086 +- 140", "193 +- 58"), 0.5: ("2060 +- 277", "196 +- 50"),
@@ -56,13 +55,6 @@ def parse_temperatures(text: str) -> list[float]:
     return values
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def sweep_stages(cfg: SweepConfig, tau: float) -> list[Stage]:
     run, ranks = Path(cfg.run), (cfg.np or os.cpu_count() or 1) + 1
     out = f"sweep/tau-{tau:g}"
@@ -70,17 +62,12 @@ def sweep_stages(cfg: SweepConfig, tau: float) -> list[Stage]:
     generations = ["--generations", str(cfg.generations)] if cfg.generations else []
 
     def trained() -> bool:
-        status = _json(run / out / "status.json") or {}
+        status = read_json(run / out / "status.json") or {}
         return bool(status.get("finished")) and (not cfg.generations or
                                                  status.get("generations") == cfg.generations)
 
     def scored(name: str) -> Callable[[], bool]:
-        def done() -> bool:
-            path = run / "eval" / f"{name}.json"
-            data = _json(path) or {}
-            return (data.get("episodes") == cfg.episodes and best.is_file()
-                    and path.stat().st_mtime >= best.stat().st_mtime)
-        return done
+        return lambda: evaluation_complete(run / "eval" / f"{name}.json", cfg.episodes, best)
 
     common = ["--run", str(run), "--params", str(best), "--episodes", str(cfg.episodes)]
     return [
@@ -100,8 +87,8 @@ def table(run: Path, temperatures: list[float]) -> tuple[list[dict[str, Any]], s
     rows, lines = [], ["| tau | dream score | real score | paper dream | paper real |",
                        "| --- | --- | --- | --- | --- |"]
     for tau in temperatures:
-        dream = _json(run / "eval" / f"sweep-tau-{tau:g}-dream.json") or {}
-        real = _json(run / "eval" / f"sweep-tau-{tau:g}-real.json") or {}
+        dream = read_json(run / "eval" / f"sweep-tau-{tau:g}-dream.json") or {}
+        real = read_json(run / "eval" / f"sweep-tau-{tau:g}-real.json") or {}
         paper = PAPER_TABLE.get(tau, ("", ""))
         rows.append({"temperature": tau, "dream": {k: dream.get(k) for k in ("mean", "std", "episodes")},
                      "real": {k: real.get(k) for k in ("mean", "std", "episodes")},
