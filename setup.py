@@ -26,6 +26,10 @@ setup(
         "mpi4py>=3.1",
         "cma>=3.3",
         "tensorboard>=2.10",
+        # Pictures of a run (wm.plots, wm.report): headless matplotlib; MP4 through imageio's ffmpeg.
+        "matplotlib>=3.6",
+        "imageio>=2.28",
+        "imageio-ffmpeg>=0.4.8",
     ],
     extras_require={
         # A self-contained Open MPI from PyPI: gives `mpirun` inside the virtual environment.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 from es.launch import mpirun_command
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# A suite started in the background by a non-interactive shell (`pytest &`, nohup) inherits SIGINT
+# ignored, and so would every stage it starts: Ctrl-C tests would then see no interrupt. A Python
+# handler here is reset to the default in each child at exec, so the children hear SIGINT again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def stage_env() -> dict[str, str]:

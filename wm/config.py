@@ -293,5 +293,7 @@ class EvaluateConfig:
     temperature: float = arg(1.15, "--dream: temperature tau of M's sampling")
     max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
     envs_per_worker: int = arg(1, "real env: envs each worker steps in lockstep (V and M batched)")
+    np: int = arg(0, "play on NP local worker processes: starts itself under this environment's mpirun "
+                  "with NP + 1 ranks (0: this process alone, or the ranks of the mpirun that started it)")
     name: str = arg("", "name of the outputs RUN/eval/NAME.json and .csv (default: real, random or "
                     "dream-tau<T>, with the controller's name unless it is best)")

@@ -209,11 +209,14 @@ class EnvSpec:
     action_dim: int
     max_steps: int
     make: Callable[[int], _FrameEnv]
+    action_names: tuple[str, ...]  # for pictures: what each action dimension does
+    fps: float  # the game's steps per second, for videos that play at its speed
 
 
 ENVS: dict[str, EnvSpec] = {
-    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv),
-    "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv),
+    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0),
+    # One value: left below -1/3, right above 1/3 (DOOM_MOVE_THRESHOLD); 35 tics per second.
+    "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv, ("move",), 35.0),
 }
 ENV_NAMES = list(ENVS)
 

@@ -1,9 +1,10 @@
 """Evaluate a controller: N episodes with fresh seeds, in the real env or in M's dream.
 
     mpirun -n 3 python -m wm.evaluate --run runs/doom [--params best|current|random|FILE] [--episodes 100]
+    python -m wm.evaluate --run runs/doom --np 2          (the same: it starts the mpirun itself)
 
-Rank 0 hands out episodes, ranks 1..N-1 play them (as in training; without mpirun one process
-plays them all). Prints mean +- std, min, median and max, and writes RUN/eval/NAME.json (the
+Rank 0 hands out episodes, ranks 1..N-1 play them (as in training; without mpirun or --np one
+process plays them all). Prints mean +- std, min, median and max, and writes RUN/eval/NAME.json (the
 summary, the seeds, the settings) and RUN/eval/NAME.csv (seed, return, steps per episode).
 ``--params random`` measures the random policy that made the run's data, on the same seeds: the
 baseline to read a score against.
@@ -15,6 +16,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from es.mpi import Comm, run_ranks, single_thread, usage_error
+from es.mpi import Comm, launcher_rank_size, run_ranks, single_thread, usage_error
 from es.strategies import strategy_from_state
 from es.trainer import Checkpoints, evaluate_tasks
 from wm import cli
@@ -153,8 +155,11 @@ def validate_config(cfg: EvaluateConfig) -> None:
         raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
     if not math.isfinite(cfg.temperature) or cfg.temperature <= 0:
         raise WMError(f"--temperature must be a number > 0, got {cfg.temperature}")
-    if cfg.max_steps < 0 or cfg.seed < 0 or cfg.envs_per_worker < 1:
-        raise WMError("--max-steps and --seed must be >= 0, --envs-per-worker >= 1")
+    if cfg.max_steps < 0 or cfg.seed < 0 or cfg.envs_per_worker < 1 or cfg.np < 0:
+        raise WMError("--max-steps, --seed and --np must be >= 0 and --envs-per-worker >= 1")
+    if cfg.np and launcher_rank_size() is not None:
+        raise WMError("--np starts its own mpirun: leave it out when an MPI launcher (mpirun, srun) "
+                      "already started the ranks")
     if not task_seeds(cfg):
         raise WMError("--seeds holds no seed")
 
@@ -205,7 +210,7 @@ def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
                "temperature": cfg.temperature if cfg.dream else None, "params": cfg.params,
                "episodes": len(seeds), **summarize(returns), "steps_mean": float(results[:, 1].mean()),
                "seconds": round(seconds, 3), "ranks": comm.size, "seed": cfg.seed,
-               "seeds": seeds, "returns": returns.tolist()}
+               "max_steps": cfg.max_steps, "seeds": seeds, "returns": returns.tolist()}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{name}.json", summary)
 
@@ -230,11 +235,29 @@ def parse_config(argv: list[str] | None) -> EvaluateConfig:
     return cfg
 
 
+def run_local_processes(cfg: EvaluateConfig, argv: list[str]) -> int:
+    """``--np N``: the same command under this environment's mpirun, N playing ranks + 1."""
+    import subprocess
+
+    from es.launch import mpirun_command
+
+    try:
+        command = [*mpirun_command(cfg.np + 1), sys.executable, "-m", "wm.evaluate", *argv, "--np", "0"]
+    except FileNotFoundError as err:
+        print(f"error: --np {cfg.np}: {err}", file=sys.stderr)
+        return 1
+    env = {**os.environ, **{k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+    return subprocess.run(command, env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = parse_config(argv)
     except WMError as err:
         return usage_error(err)
+    if cfg.np:
+        return run_local_processes(cfg, argv)
     def run(comm: Comm) -> None:
         evaluate(cfg, comm)
 

@@ -20,9 +20,11 @@ def grid(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
     return out
 
 
-def save_png(path: Path, picture: np.ndarray, scale: int = 2) -> None:
-    """Write an (H, W, 3) uint8 picture as PNG, enlarged ``scale`` times (nearest neighbour)."""
+def save_png(path: Path, picture: np.ndarray, scale: int = 2) -> Path:
+    """Write an (H, W, 3) uint8 picture as PNG, enlarged ``scale`` times (nearest neighbour); returns
+    ``path``."""
     image = Image.fromarray(picture)
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     atomic_write(path, lambda f: image.save(f, format="PNG"))
+    return path

@@ -7,8 +7,9 @@ and evaluation on NP + 1, rank 0 coordinating) with the preset's settings, and i
 outputs are already complete, so running the same command again after a failure or a stop
 continues where it ended. Doom's C is trained in M's dream (the presets set --dream); the agent is
 then scored in the real game over --eval-episodes fresh episodes beside the random data policy on
-the same seeds. Ends by writing RUN/results.json and RUN/results.md: the scores, the wall time of
-each stage (from the stages' own logs) and the config.
+the same seeds. Ends by writing RUN/results.json and RUN/results.md (the scores, the wall time of
+each stage from the stages' own logs, the config) and RUN/report.md, which adds the pictures: training
+curves, V's reconstructions, M's dream, the agent's episode (wm.report).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from wm.config import PRESET_NAMES, preset_values
 from wm.envs import ENV_NAMES
 from wm.errors import WMError
 from wm.files import read_json
+from wm.report import ReportConfig, write_report
 from wm.results import write_results
 
 
@@ -188,10 +190,13 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     if code:
         return code
     results = write_results(cfg.run)
+    print("[pipeline] drawing the report", flush=True)
+    report = write_report(ReportConfig(run=cfg.run))
     real, random = results["scores"].get("real"), results["scores"].get("random")
     print(f"[pipeline] done in {time.monotonic() - started:.0f}s: real-game score "
           f"{real['mean']:.1f} +- {real['std']:.1f} vs random policy {random['mean']:.1f} +- "
-          f"{random['std']:.1f} over {real['episodes']} episodes; {Path(cfg.run) / 'results.md'}", flush=True)
+          f"{random['std']:.1f} over {real['episodes']} episodes; {Path(cfg.run) / 'results.md'}, {report}",
+          flush=True)
     return 0
 
 

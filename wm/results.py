@@ -92,30 +92,49 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """results.md's text."""
-    lines = [f"# Results: {results['run']} ({results['env']})", ""]
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The verdict: the real-env score against the solve threshold and the paper."""
     paper = results["paper"] or {}
     real = results["scores"].get("real")
-    if real and paper:
-        verdict = "solved" if real["mean"] > paper["solved"] else "not solved"
-        lines += [f"Real-env score **{real['mean']:.1f} +- {real['std']:.1f}** over {real['episodes']} "
-                  f"episodes: {verdict} (threshold {paper['solved']}); the paper: {paper['score']}.", ""]
-    lines += ["## Scores", "", "| evaluation | where | episodes | mean +- std | min | median | max |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    if not (real and paper):
+        return []
+    verdict = "solved" if real["mean"] > paper["solved"] else "not solved"
+    return [f"Real-env score **{real['mean']:.1f} +- {real['std']:.1f}** over {real['episodes']} "
+            f"episodes: {verdict} (threshold {paper['solved']}); the paper: {paper['score']}.", ""]
+
+
+def score_lines(results: dict[str, Any]) -> list[str]:
+    """The table of every evaluation, the paper's random policy, the best score during training."""
+    lines = ["| evaluation | where | episodes | mean +- std | min | median | max |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [_row(name, s) for name, s in results["scores"].items()]
-    if paper.get("random"):
-        lines += ["", f"The paper's random policy: {paper['random']}."]
+    if (results["paper"] or {}).get("random"):
+        lines += ["", f"The paper's random policy: {results['paper']['random']}."]
     if results["training_best"]:
         best = results["training_best"]
         lines += ["", f"Best score of the ES mean during training: {best['score']:.1f} (generation "
                   f"{best['generation']}; in the dream for Doom)."]
-    data = results["data"]
-    lines += ["", "## Data", "", f"{data['episodes']} episodes, {data['frames']} frames.", "",
-              "## Wall time per stage", "", "| stage | wall time |", "| --- | --- |"]
+    return lines
+
+
+def timing_lines(results: dict[str, Any]) -> list[str]:
+    lines = ["| stage | wall time |", "| --- | --- |"]
     lines += [f"| {name} | {_duration(s)} |" for name, s in results["seconds"].items()]
-    lines += [f"| **total** | **{_duration(results['total_seconds'])}** |", "", "## Config", "",
-              "```json", json.dumps(results["config"], indent=2, sort_keys=True), "```", ""]
+    return lines + [f"| **total** | **{_duration(results['total_seconds'])}** |"]
+
+
+def config_lines(results: dict[str, Any]) -> list[str]:
+    return ["```json", json.dumps(results["config"], indent=2, sort_keys=True), "```"]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """results.md's text."""
+    data = results["data"]
+    lines = [f"# Results: {results['run']} ({results['env']})", "", *summary_lines(results),
+             "## Scores", "", *score_lines(results),
+             "", "## Data", "", f"{data['episodes']} episodes, {data['frames']} frames.",
+             "", "## Wall time per stage", "", *timing_lines(results),
+             "", "## Config", "", *config_lines(results), ""]
     return "\n".join(lines)
 
 

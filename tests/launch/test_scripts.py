@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,11 @@ def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_p
     text = (run / "results.md").read_text()
     assert f"{real['mean']:.1f} +- {real['std']:.1f}" in text and "1092" in text
     assert f"real-game score {real['mean']:.1f}" in out and "vs random policy" in out
+    # The report with its pictures ends the job.
+    report = (run / "report.md").read_text()
+    pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert {"report/training.png", "report/episode.gif", "report/vae_reconstructions.png"} <= set(pictures)
+    assert all((run / p).is_file() for p in pictures) and "report.md" in out
     # Every stage's outputs are complete: a re-run skips them all and writes the same scores.
     again = bash("launch/doom.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
                  "--eval-episodes", "3")

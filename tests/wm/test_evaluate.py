@@ -60,6 +60,17 @@ def test_random_baseline_and_dream_over_mpi(es_run, run_stage):
     assert dream["where"] == "dream" and dream["temperature"] == 1.3 and dream["max"] <= 25
 
 
+def test_np_starts_local_processes_that_score_like_one_process(es_run, run_stage):
+    done = run_stage("evaluate", "--run", str(es_run), "--np", "2", "--episodes", "4", "--max-steps", "25",
+                     "--name", "np2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 playing rank(s)" in done.stdout
+    assert evaluate.main(["--run", str(es_run), "--episodes", "4", "--max-steps", "25", "--name", "one"]) == 0
+    parallel, alone = (json.loads((es_run / "eval" / f"{n}.json").read_text()) for n in ("np2", "one"))
+    assert parallel["ranks"] == 3 and alone["ranks"] == 1
+    assert parallel["returns"] == alone["returns"] and parallel["seeds"] == alone["seeds"]
+
+
 def test_current_params_and_results_file(es_run):
     assert evaluate.main(["--run", str(es_run), "--params", "current", "--episodes", "2", "--max-steps",
                           "20"]) == 0
@@ -75,6 +86,7 @@ def test_current_params_and_results_file(es_run):
     (["--episodes", "0"], "--episodes must be at least 1"),
     (["--temperature", "0", "--dream"], "--temperature must be a number > 0"),
     (["--seeds", "1,x"], "--seeds must be comma-separated integers"),
+    (["--np", "-1"], "--np must be >= 0"),
 ])
 def test_bad_flags_are_one_line(es_run, flags, message, capsys):
     assert evaluate.main(["--run", str(es_run), *flags]) == 2

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from wm import evaluate, export, render
+from wm import evaluate, export, panels, render
 from wm.models import load_mdrnn, load_vae
 
 
@@ -38,13 +39,31 @@ def test_export_of_an_unfinished_run_is_one_line(doom_m_run, tmp_path, capsys):
 def test_render_writes_a_gif_of_the_episode(doom_es_run, tmp_path, capsys):
     out = tmp_path / "episode.gif"
     assert render.main(["--run", str(doom_es_run), "--seed", "3", "--max-steps", "20", "--every", "2",
-                        "--out", str(out)]) == 0
+                        "--panel", "64", "--out", str(out)]) == 0
     assert "20 steps" in capsys.readouterr().out
     gif = Image.open(out)
-    assert gif.n_frames == 10 and gif.size[1] == render.PANEL + render.BAR
+    # Caption, pictures, the step line and Doom's one action bar.
+    assert gif.n_frames == 10 and gif.size[1] == panels.CAPTION + 64 + 2 * panels.BAR
     gif.seek(5)
     frame = np.asarray(gif.convert("RGB"))
-    assert frame[: render.PANEL].std() > 5  # a picture, not a blank panel
+    assert frame[panels.CAPTION : panels.CAPTION + 64].std() > 5  # a picture, not a blank panel
+
+
+def test_render_writes_an_mp4_at_the_games_speed(doom_es_run, tmp_path):
+    import imageio.v2 as imageio
+
+    out = tmp_path / "episode.mp4"
+    assert render.main(["--run", str(doom_es_run), "--seed", "3", "--max-steps", "12", "--every", "3",
+                        "--panel", "64", "--out", str(out)]) == 0
+    with imageio.get_reader(out) as reader:
+        assert reader.get_meta_data()["fps"] == pytest.approx(35 / 3, rel=0.01)
+        frames = [frame for frame in reader]
+    assert len(frames) == 4 and frames[0].shape[0] == panels.CAPTION + 64 + 2 * panels.BAR
+
+
+def test_render_refuses_an_unknown_video_format_before_playing(doom_es_run, tmp_path, capsys):
+    assert render.main(["--run", str(doom_es_run), "--out", str(tmp_path / "episode.avi")]) == 1
+    assert ".gif or .mp4" in capsys.readouterr().err
 
 
 def test_render_without_a_controller_names_the_stage(doom_m_run, capsys):
