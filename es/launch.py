@@ -34,7 +34,24 @@ def mpirun_command(ranks: int, mpirun: str | None = None) -> list[str]:
         command.append("--oversubscribe")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-run-as-root")
+    elif "HYDRA" in version:
+        command += mpich_environment(mpirun)
     return command
+
+
+def mpich_environment(mpiexec: str) -> list[str]:
+    """Hydra flags that point pip's mpi4py at the MPICH of this ``mpiexec`` (e.g. pip's ``mpich``
+    wheel, or an MPICH installed under a prefix), when its ``libmpi.so.12`` is beside it.
+
+    pip's mpi4py holds extensions for both MPI ABIs and, unless told, loads the first libmpi it
+    finds: in an environment that also has pip's Open MPI, that one, and every rank would then be
+    rank 0 of 1 (es.mpi refuses that). An mpi4py built from source against this MPICH needs nothing.
+    """
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(mpiexec))), "lib")
+    if not os.path.isfile(os.path.join(lib, "libmpi.so.12")):
+        return []
+    path = os.pathsep.join(p for p in (lib, os.environ.get("LD_LIBRARY_PATH", "")) if p)
+    return ["-genv", "MPI4PY_MPIABI", "mpich", "-genv", "LD_LIBRARY_PATH", path]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -273,8 +273,10 @@ def _mpi_world() -> Comm:
         library = MPI.Get_library_version().split(",")[0].strip(" \x00")
         raise RuntimeError(
             f"the launcher started {launched} processes but mpi4py sees a world of {comm.size}: "
-            f"mpi4py uses {library!r}, which is not the MPI of this mpirun; use the mpirun of the "
-            "same installation (e.g. the virtual environment's)"
+            f"mpi4py uses {library!r}, which is not the MPI of this launcher; use the mpirun of the "
+            "same installation (e.g. the virtual environment's), or point mpi4py at this one (MPICH: "
+            "MPI4PY_MPIABI=mpich with its libmpi.so.12 on LD_LIBRARY_PATH, or an mpi4py built against "
+            "it; see the README, 'On a cluster')"
         )
     return comm
 

@@ -287,6 +287,9 @@ def train(comm: Comm, make_strategy: Callable[[], Strategy],
         worker_loop(comm, make_evaluate)
         return None
     strategy, state = loaded["strategy"], loaded["state"]
+    if state.generation:
+        print(f"[train] resuming from {checkpoints.path} after generation {state.generation} "
+              f"(of {settings.generations})", flush=True)
     evaluate = make_evaluate() if comm.size == 1 else None
     started, before = time.monotonic(), state.elapsed_s  # elapsed time counts earlier runs too
 

@@ -1,0 +1,190 @@
+"""The whole experiment as Slurm batch jobs, chained with afterok dependencies.
+
+    python -m wm.submit --run /shared/runs/doom --env doom --preset paper --ntasks 64 \\
+        --partition compute --account myproject --time 4:00:00 --train-time 24:00:00
+
+Submits one job per stage with sbatch (the templates in launch/slurm/: extraction and evaluation on
+--ntasks MPI ranks, V / series / M as one process with a GPU where the cluster has them, ES training
+on --ntasks ranks with --requeue and a signal before its time limit, then results and report),
+each starting when the one it needs has finished well, and prints the job ids. Stages whose outputs
+are already complete are not submitted, so the same command after a failure submits what is left.
+Nothing site-specific is built in: partition, account, QOS, time, nodes and tasks are flags, and
+--sbatch-arg passes anything else. Job logs go to RUN/slurm/, the job ids to RUN/slurm/jobs.json.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from wm import cli
+from wm.cli import arg
+from wm.config import PRESET_NAMES
+from wm.envs import ENV_NAMES
+from wm.errors import WMError
+from wm.files import write_json
+from wm.pipeline import PipelineConfig, stages
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = ROOT / "launch" / "slurm"
+# The stage (or stages) each job needs to have finished well; random needs only the recorded data.
+NEEDS = {"extract": [], "vae": ["extract"], "series": ["vae"], "rnn": ["series"], "train": ["rnn"],
+         "evaluate": ["train"], "random": ["extract"], "report": ["evaluate", "random"]}
+MPI_STAGES = ("extract", "train", "evaluate", "random")
+GPU_STAGES = ("vae", "series", "rnn")
+
+
+@dataclass
+class SubmitConfig:
+    """Submit every stage of an experiment to Slurm, chained with job dependencies."""
+
+    run: str | None = arg(None, "run directory, on a file system every node sees", required=True)
+    env: str = arg("doom", "environment", choices=ENV_NAMES)
+    preset: str = arg("small", "preset of every stage", choices=PRESET_NAMES)
+    ntasks: int = arg(0, "MPI ranks of extraction, ES training and evaluation (required; ES and "
+                      "evaluation: rank 0 coordinates, the others play)")
+    nodes: str = arg("", "nodes of the MPI jobs, e.g. 4 or 2-4 (default: Slurm's choice)")
+    partition: str = arg("", "partition of every job (default: the cluster's default)")
+    account: str = arg("", "account to charge")
+    qos: str = arg("", "quality of service")
+    time: str = arg("", "time limit of every job but ES training, e.g. 2:00:00 (default: the partition's)")
+    train_time: str = arg("", "time limit of each ES training job; it requeues itself until done "
+                          "(default: --time)")
+    gpus: str = arg("auto", "GPUs for V, series and M: auto (one if sinfo lists a GPU), 0, or a number")
+    cpus: int = arg(0, "CPU cores for V, series and M (--cpus-per-task; 0: Slurm's default)")
+    train_args: str = arg("", "extra flags for wm.train, e.g. '--generations 500 --popsize 128'")
+    eval_episodes: int = arg(100, "episodes of the final evaluation and of the random baseline")
+    sbatch_arg: str = arg("", "more sbatch flags for every job, e.g. '--mail-type=END --constraint=x86'")
+    sbatch: str = arg("sbatch", "the sbatch command")
+    dry_run: bool = arg(False, "print the sbatch commands without submitting")
+
+
+@dataclass
+class Job:
+    """One batch job: its stage, template, the stage's arguments and its sbatch flags."""
+
+    name: str
+    template: Path
+    args: list[str]
+    flags: list[str]
+
+
+def gpu_count(cfg: SubmitConfig) -> int:
+    """GPUs per V/M job: as asked, or for auto, one when any node of the cluster has a GPU."""
+    if cfg.gpus != "auto":
+        return int(cfg.gpus)
+    sinfo = shutil.which("sinfo")
+    if sinfo is None:
+        return 0
+    listed = subprocess.run([sinfo, "-h", "-o", "%G"], capture_output=True, text=True).stdout
+    return 1 if "gpu" in listed.lower() else 0
+
+
+def plan(cfg: SubmitConfig) -> list[Job]:
+    """The jobs still to run, in order, with their resources (dependencies are added at submission)."""
+    run = Path(cfg.run)
+    pipeline = PipelineConfig(run=str(run), env=cfg.env, preset=cfg.preset, np=cfg.ntasks,
+                              eval_episodes=cfg.eval_episodes)
+    site = [f"--{flag}={value}" for flag, value in (("partition", cfg.partition), ("account", cfg.account),
+                                                     ("qos", cfg.qos)) if value]
+    site += shlex.split(cfg.sbatch_arg)
+    gpus = gpu_count(cfg)
+    jobs = []
+    for stage in stages(pipeline):
+        args = list(stage.args)
+        if stage.name == "train" and cfg.train_args:
+            args += shlex.split(cfg.train_args)
+        elif stage.done():
+            continue
+        flags = list(site)
+        limit = cfg.train_time or cfg.time if stage.name == "train" else cfg.time
+        if limit:
+            flags.append(f"--time={limit}")
+        if stage.name in MPI_STAGES:
+            flags.append(f"--ntasks={cfg.ntasks}")
+            if cfg.nodes:
+                flags.append(f"--nodes={cfg.nodes}")
+        else:
+            if gpus:
+                flags.append(f"--gpus={gpus}")
+            if cfg.cpus:
+                flags.append(f"--cpus-per-task={cfg.cpus}")
+        template = "evaluate" if stage.name == "random" else stage.name
+        jobs.append(Job(stage.name, TEMPLATES / f"{template}.sbatch", args, flags))
+    jobs.append(Job("report", TEMPLATES / "report.sbatch", ["--run", str(run)], site + (
+        [f"--time={cfg.time}"] if cfg.time else [])))
+    return jobs
+
+
+def _environment() -> str:
+    """The virtual environment the jobs activate: this one, else the project's .venv."""
+    if sys.prefix != sys.base_prefix:
+        return sys.prefix
+    return str(ROOT / ".venv")
+
+
+def sbatch_command(cfg: SubmitConfig, job: Job, depends_on: list[str]) -> list[str]:
+    run = Path(cfg.run)
+    command = [cfg.sbatch, "--parsable", f"--job-name=wm-{job.name}", f"--output={run}/slurm/%x-%j.out",
+               f"--chdir={ROOT}", f"--export=ALL,WM_ROOT={ROOT},WM_VENV={_environment()}", *job.flags]
+    if depends_on:
+        # kill_invalid_depend: a job whose dependency failed is cancelled, not left pending forever.
+        command += [f"--dependency=afterok:{':'.join(depends_on)}", "--kill-on-invalid-dep=yes"]
+    return [*command, str(job.template), *job.args]
+
+
+def submit(cfg: SubmitConfig) -> dict[str, str]:
+    """Submit the jobs; returns {stage: job id} (``dry-N`` ids for a dry run)."""
+    run = Path(cfg.run)
+    if "," in str(run) or "," in str(ROOT) or "," in _environment():
+        raise WMError("the run, project and environment paths may not hold a comma (sbatch --export "
+                      "splits on commas)")
+    if not cfg.dry_run and shutil.which(cfg.sbatch) is None:
+        raise WMError(f"no {cfg.sbatch} on PATH: run this on a Slurm login node (or pass --sbatch)")
+    if not cfg.dry_run and not (Path(_environment()) / "bin" / "activate").is_file():
+        raise WMError(f"no virtual environment at {_environment()}: run `bash launch/venv.bash` first")
+    (run / "slurm").mkdir(parents=True, exist_ok=True)
+    ids: dict[str, str] = {}
+    for n, job in enumerate(plan(cfg), 1):
+        depends_on = [ids[need] for need in NEEDS[job.name] if need in ids]
+        command = sbatch_command(cfg, job, depends_on)
+        if cfg.dry_run:
+            ids[job.name] = f"dry-{n}"
+            print(shlex.join(command), flush=True)
+            continue
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            why = " / ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
+            raise WMError(f"sbatch refused the {job.name} job ({why or f'exit {done.returncode}'}); "
+                          f"jobs already submitted: {ids or 'none'}")
+        ids[job.name] = done.stdout.strip().split(";")[0]  # --parsable: "id" or "id;cluster"
+        after = f" after {', '.join(depends_on)}" if depends_on else ""
+        print(f"[submit] {job.name:8s} job {ids[job.name]}{after}", flush=True)
+    if not cfg.dry_run:
+        write_json(run / "slurm" / "jobs.json", ids)
+        print(f"[submit] {len(ids)} jobs; logs in {run / 'slurm'}; follow with: squeue --me", flush=True)
+    return ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    def parse() -> SubmitConfig:
+        cfg, _ = cli.parse(SubmitConfig, argv, "python -m wm.submit", __doc__ or "")
+        if cfg.ntasks < 2:
+            raise WMError("--ntasks must be at least 2 (rank 0 coordinates the ES, the others play)")
+        if cfg.gpus != "auto" and not cfg.gpus.isdigit():
+            raise WMError(f"--gpus must be auto or a number, got {cfg.gpus!r}")
+        if cfg.cpus < 0 or cfg.eval_episodes < 1:
+            raise WMError("--cpus must be >= 0 and --eval-episodes >= 1")
+        cfg.run = os.path.abspath(cfg.run)  # jobs start in the project directory, not here
+        return cfg
+
+    return cli.run_stage("submit", parse, submit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
