@@ -85,6 +85,9 @@ class Comm:
         self.rank: int = mpi_comm.Get_rank() if mpi_comm is not None else 0
         self.size: int = mpi_comm.Get_size() if mpi_comm is not None else 1
         self._pending: list[Any] = []  # outstanding isends of tally reports
+        # MPI_ANY_SOURCE differs between MPIs (Open MPI -1, MPICH -2, where -1 is MPI_PROC_NULL and
+        # probing it succeeds forever): always take it from the library in use.
+        self.any_source: int = _any_source() if mpi_comm is not None else -1
 
     @property
     def is_root(self) -> bool:
@@ -155,8 +158,8 @@ class Comm:
         items: list[Any] = []
         if self._comm is None or not self.is_root:
             return items
-        while self._comm.iprobe(source=-1, tag=_TAG_TALLY):  # -1 is MPI.ANY_SOURCE
-            items.append(self._comm.recv(source=-1, tag=_TAG_TALLY))
+        while self._comm.iprobe(source=self.any_source, tag=_TAG_TALLY):
+            items.append(self._comm.recv(source=self.any_source, tag=_TAG_TALLY))
         return items
 
     def flush_reports(self) -> None:
@@ -206,9 +209,9 @@ class WorkQueue:
         mpi = self.comm._comm
         if mpi is None or not self.comm.is_root:
             return
-        while mpi.iprobe(source=-1, tag=_TAG_ASK):
+        while mpi.iprobe(source=self.comm.any_source, tag=_TAG_ASK):
             status = _status()
-            mpi.recv(source=-1, tag=_TAG_ASK, status=status)
+            mpi.recv(source=self.comm.any_source, tag=_TAG_ASK, status=status)
             item = self._take()
             self._stopped += item is None
             self._sends.append(mpi.isend(item, dest=status.Get_source(), tag=_TAG_GIVE))
@@ -235,6 +238,12 @@ class WorkQueue:
                 self.comm._wait(request)
             self._sends = []
         return finished
+
+
+def _any_source() -> int:
+    from mpi4py import MPI
+
+    return int(MPI.ANY_SOURCE)
 
 
 def _status() -> Any:

@@ -31,12 +31,14 @@ def stage_env() -> dict[str, str]:
 
 
 def run_python(
-    args: list[str], ranks: int = 1, timeout: float = 300, env: dict[str, str] | None = None
+    args: list[str], ranks: int = 1, timeout: float = 300, env: dict[str, str] | None = None,
+    mpirun: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """``python ARGS`` as one process (ranks=1) or under ``mpirun -n RANKS``; output captured."""
+    """``python ARGS`` as one process (ranks=1) or under ``mpirun -n RANKS`` (the environment's, or
+    ``mpirun``); output captured."""
     command = [sys.executable, *args]
     if ranks > 1:
-        command = [*mpirun_command(ranks), *command]
+        command = [*mpirun_command(ranks, mpirun), *command]
     return subprocess.run(
         command, cwd=ROOT, env={**stage_env(), **(env or {})}, capture_output=True, text=True,
         timeout=timeout,
@@ -51,3 +53,19 @@ def run_stage():
         return run_python(["-m", f"wm.{stage}", *args], ranks=ranks, timeout=timeout, env=env)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mpich_mpiexec(tmp_path_factory) -> str:
+    """An MPICH mpiexec beside its libmpi.so.12: $WM_TEST_MPICH, else PyPI's mpich wheel installed
+    into a temporary prefix (the project's environment keeps its Open MPI)."""
+    given = os.environ.get("WM_TEST_MPICH")
+    if given:
+        return given
+    prefix = tmp_path_factory.mktemp("mpich")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix",
+                           str(prefix), "mpich"], capture_output=True, text=True, timeout=600)
+    mpiexec = prefix / "bin" / "mpiexec"
+    if done.returncode != 0 or not mpiexec.is_file():
+        pytest.skip(f"could not install PyPI's mpich wheel: {done.stderr.strip()[-300:]}")
+    return str(mpiexec)

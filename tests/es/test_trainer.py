@@ -20,9 +20,9 @@ from tests.conftest import ROOT, run_python, stage_env
 pytestmark = pytest.mark.slow
 
 
-def job(out, optimizer: str, generations: int, *extra: str, ranks: int = 1):
+def job(out, optimizer: str, generations: int, *extra: str, ranks: int = 1, mpirun: str | None = None):
     return run_python(["-m", "tests.es.es_job", str(out), optimizer, str(generations), *extra],
-                      ranks=ranks, timeout=120)
+                      ranks=ranks, timeout=120, mpirun=mpirun)
 
 
 def final(out) -> dict:
@@ -65,6 +65,29 @@ def test_mpi_gives_the_same_numbers_as_one_process_and_resumes(tmp_path, optimiz
     assert job(resumed, optimizer, 6, ranks=2).returncode == 0  # resumed on another number of ranks
     assert_same(final(solo), final(mpi))
     assert_same(final(solo), final(resumed))
+
+
+def test_mpich_gives_the_same_numbers_as_open_mpi_and_one_process(tmp_path, mpich_mpiexec):
+    solo, openmpi, mpich = tmp_path / "solo", tmp_path / "openmpi", tmp_path / "mpich"
+    for d in (solo, openmpi, mpich):
+        d.mkdir()
+    assert job(solo, "cma", 4).returncode == 0
+    assert job(openmpi, "cma", 4, ranks=3).returncode == 0
+    done = job(mpich, "cma", 4, ranks=3, mpirun=mpich_mpiexec)  # MPICH's Hydra launcher and library
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ranks"] == 3
+    assert_same(final(solo), final(mpich))
+    assert_same(final(openmpi), final(mpich))
+
+
+def test_a_launcher_of_another_mpi_is_refused_with_one_clear_message(tmp_path, mpich_mpiexec):
+    # MPICH's mpiexec, but mpi4py left to load the environment's Open MPI: each rank alone.
+    command = [mpich_mpiexec, "-n", "2", sys.executable, "-m", "tests.es.es_job", str(tmp_path), "cma", "2"]
+    done = subprocess.run(command, cwd=ROOT, env=stage_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "the launcher started 2 processes but mpi4py sees a world of 1" in done.stderr
+    assert "MPI4PY_MPIABI=mpich" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "checkpoint.pkl").exists()
 
 
 def test_a_checkpoint_from_other_settings_is_refused_unless_forced(tmp_path):
