@@ -9,7 +9,7 @@ on --ntasks ranks with --requeue and a signal before its time limit, then result
 each starting when the one it needs has finished well, and prints the job ids. Stages whose outputs
 are already complete are not submitted, so the same command after a failure submits what is left.
 Nothing site-specific is built in: partition, account, QOS, time, nodes and tasks are flags, and
---sbatch-arg passes anything else. Job logs go to RUN/slurm/, the job ids to RUN/slurm/jobs.json.
+--sbatch-arg='...' passes anything else. Job logs go to RUN/slurm/, the job ids to RUN/slurm/jobs.json.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ class SubmitConfig:
                           "(default: --time)")
     gpus: str = arg("auto", "GPUs for V, series and M: auto (one if sinfo lists a GPU), 0, or a number")
     cpus: int = arg(0, "CPU cores for V, series and M (--cpus-per-task; 0: Slurm's default)")
-    train_args: str = arg("", "extra flags for wm.train, e.g. '--generations 500 --popsize 128'")
+    train_args: str = arg("", "extra flags for wm.train, e.g. --train-args='--generations 500'")
     eval_episodes: int = arg(100, "episodes of the final evaluation and of the random baseline")
-    sbatch_arg: str = arg("", "more sbatch flags for every job, e.g. '--mail-type=END --constraint=x86'")
+    sbatch_arg: str = arg("", "more sbatch flags for every job, e.g. --sbatch-arg='--mail-type=END'")
     sbatch: str = arg("sbatch", "the sbatch command")
     dry_run: bool = arg(False, "print the sbatch commands without submitting")
 

@@ -1,0 +1,65 @@
+"""wm.submit without a cluster: the jobs it would submit (--dry-run) and its refusals. The real
+submission runs on a real Slurm in tests/launch/test_slurm.py."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from wm import submit
+
+
+def dry_run(tmp_path, capsys, *flags: str) -> list[list[str]]:
+    assert submit.main(["--run", str(tmp_path / "run"), "--env", "doom", "--preset", "tiny", "--dry-run",
+                        *flags]) == 0
+    return [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def flag(command: list[str], name: str) -> str | None:
+    return next((word.split("=", 1)[1] for word in command if word.startswith(f"--{name}=")), None)
+
+
+def test_every_stage_is_one_job_chained_by_what_it_needs(tmp_path, capsys):
+    commands = dry_run(tmp_path, capsys, "--ntasks", "5", "--nodes", "2", "--partition", "cpu", "--account",
+                       "proj", "--time", "1:00:00", "--train-time", "8:00:00", "--gpus", "1",
+                       "--train-args=--generations 7", "--sbatch-arg=--mail-type=END")
+    names = [flag(c, "job-name") for c in commands]
+    assert names == [f"wm-{s}" for s in ("extract", "vae", "series", "rnn", "train", "evaluate", "random",
+                                           "report")]
+    jobs = dict(zip(names, commands, strict=True))
+    assert all(c[0] == "sbatch" and "--parsable" in c and flag(c, "partition") == "cpu" and
+               flag(c, "account") == "proj" and "--mail-type=END" in c for c in commands)
+    # Dependencies: dry-run ids are dry-1 (extract) ... dry-7 (random), in submission order.
+    assert flag(jobs["wm-extract"], "dependency") is None
+    assert flag(jobs["wm-vae"], "dependency") == "afterok:dry-1"
+    assert flag(jobs["wm-train"], "dependency") == "afterok:dry-4"
+    assert flag(jobs["wm-random"], "dependency") == "afterok:dry-1"  # needs only the recorded data
+    assert flag(jobs["wm-report"], "dependency") == "afterok:dry-6:dry-7"
+    # Resources: MPI stages on --ntasks ranks over --nodes, V/series/M one process with the GPU.
+    for name in ("extract", "train", "evaluate", "random"):
+        assert flag(jobs[f"wm-{name}"], "ntasks") == "5" and flag(jobs[f"wm-{name}"], "nodes") == "2"
+    for name in ("vae", "series", "rnn"):
+        assert flag(jobs[f"wm-{name}"], "gpus") == "1" and flag(jobs[f"wm-{name}"], "ntasks") is None
+    assert flag(jobs["wm-train"], "time") == "8:00:00" and flag(jobs["wm-vae"], "time") == "1:00:00"
+    train = jobs["wm-train"]
+    assert train[train.index(str(submit.TEMPLATES / "train.sbatch")) + 1:] == [
+        "--run", str(tmp_path / "run"), "--preset", "tiny", "--generations", "7"]
+    assert flag(train, "output") == f"{tmp_path / 'run'}/slurm/%x-%j.out"
+
+
+def test_the_templates_request_requeue_and_the_time_limit_signal():
+    train = (submit.TEMPLATES / "train.sbatch").read_text()
+    assert "#SBATCH --requeue" in train and re.search(r"#SBATCH --signal=B:USR1@\d+", train)
+    assert "scontrol requeue" in train and "#SBATCH --open-mode=append" in train
+    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "report"):
+        text = (submit.TEMPLATES / f"{stage}.sbatch").read_text()
+        assert text.startswith("#!/bin/bash") and "launch/slurm/common.bash" in text
+
+
+def test_bad_submissions_are_one_line(tmp_path, capsys):
+    for flags, message in ((["--ntasks", "1"], "--ntasks must be at least 2"),
+                           (["--ntasks", "4", "--gpus", "many"], "--gpus must be auto or a number"),
+                           (["--ntasks", "4", "--sbatch", "no-such-sbatch"], "no no-such-sbatch on PATH")):
+        code = submit.main(["--run", str(tmp_path / "r"), *flags])
+        err = capsys.readouterr().err
+        assert code in (1, 2) and message in err and len(err.strip().splitlines()) <= 2, err
