@@ -14,6 +14,7 @@ pairing).
 from __future__ import annotations
 
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -288,8 +289,9 @@ def train(comm: Comm, make_strategy: Callable[[], Strategy],
         return None
     strategy, state = loaded["strategy"], loaded["state"]
     if state.generation:
+        # On stderr: stdout may be a caller's data (tests/es/es_job.py prints its result there).
         print(f"[train] resuming from {checkpoints.path} after generation {state.generation} "
-              f"(of {settings.generations})", flush=True)
+              f"(of {settings.generations})", file=sys.stderr, flush=True)
     evaluate = make_evaluate() if comm.size == 1 else None
     started, before = time.monotonic(), state.elapsed_s  # elapsed time counts earlier runs too
 
