@@ -28,6 +28,7 @@ from wm.cli import arg
 from wm.errors import WMError
 from wm.files import atomic_write, read_json
 from wm.results import collect, config_lines, score_lines, summary_lines, timing_lines
+from wm.rundir import stage_config
 
 REPORT_DIR = "report"
 
@@ -78,7 +79,9 @@ def training_part(run: Path, out: Path, threshold: float | None) -> list[str]:
     if not path.is_file():
         raise WMError(f"no {path}: run `python -m wm.train --run {run}`")
     history = read_csv_rows(path)
-    picture = training_curves(history, out / "training.png", threshold, f"ES training: {run.name}")
+    train = stage_config(run, "train") or {}
+    where = f" (returns in M's dream, tau {train.get('temperature', 1.15):g})" if train.get("dream") else ""
+    picture = training_curves(history, out / "training.png", threshold, f"ES training: {run.name}{where}")
     last = history[-1]
     evaluated = [r for r in history if not math.isnan(r.get("eval_score", math.nan))]
     lines = [_picture(picture, run, "training curves"), "",
@@ -116,7 +119,7 @@ def vae_pictures_part(run: Path, out: Path) -> list[str]:
     frames = sample_frames(run, 16)
     recon = save_png(out / "vae_reconstructions.png", reconstruction_grid(vae, frames))
     traversal, dims = latent_traversal(vae, frames)
-    walk = save_png(out / "vae_traversal.png", traversal)
+    walk = save_png(out / "vae_traversal.png", traversal, scale=1)
     return [_picture(recon, run, "real frames over V's reconstructions"), "",
             "Real frames (spread over the data set) over V's reconstructions of them.", "",
             _picture(walk, run, "latent traversal"), "",
@@ -179,8 +182,6 @@ def videos_part(cfg: ReportConfig, run: Path, out: Path, env: str) -> tuple[list
 
 
 def _trained_temperature(run: Path) -> float:
-    from wm.rundir import stage_config
-
     train = stage_config(run, "train") or {}
     return float(train.get("temperature", 1.0)) if train.get("dream") else 1.0
 
