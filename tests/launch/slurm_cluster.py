@@ -78,7 +78,9 @@ class SlurmCluster:
             "SlurmdUser=root",
             "AuthType=auth/munge",
             "CredType=cred/munge",
-            f"AuthInfo=socket={d / 'munge' / 'munge.socket'}",
+            # cred_expire also holds a requeued job back before it may start again (default 120 s,
+            # so slurmd never meets a job whose old credential it revoked): shorter for the tests.
+            f"AuthInfo=socket={d / 'munge' / 'munge.socket'},cred_expire=20",
             f"StateSaveLocation={d / 'state'}",
             f"SlurmdSpoolDir={d / 'spool'}",
             f"SlurmctldPidFile={d / 'slurmctld.pid'}",
