@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/venv.bash
-python -m pytest -q "$@"
+python -m pytest -q -rs "$@"  # -rs: say why any test was skipped

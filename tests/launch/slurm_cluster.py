@@ -107,7 +107,7 @@ class SlurmCluster:
     def _start(self, name: str, command: list[str], pid_file: Path) -> None:
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
-            raise SlurmUnavailable(f"{name} did not start: {done.stderr.strip()[-500:]}")
+            raise SlurmUnavailable(f"{name} did not start: {done.stderr.strip()[-500:]} {self.log_tails()}")
         deadline = time.monotonic() + 30
         while not pid_file.is_file() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -140,7 +140,15 @@ class SlurmCluster:
             if state in ("idle", "mix", "alloc"):
                 return
             time.sleep(0.5)
-        raise SlurmUnavailable(f"the node did not come up (state {state!r}); see {self.directory / 'log'}")
+        raise SlurmUnavailable(f"the node did not come up (state {state!r}): {self.log_tails()}")
+
+    def log_tails(self, lines: int = 3) -> str:
+        """The last lines of every daemon's log, for a message that says why."""
+        tails = []
+        for log in sorted(self.directory.rglob("*.log")):
+            text = log.read_text(errors="replace").strip().splitlines()[-lines:]
+            tails.append(f"{log.name}: " + " | ".join(text))
+        return "; ".join(tails) or "no logs"
 
     def run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """A Slurm client command (sinfo, squeue, scontrol, sbatch...) against this cluster."""

@@ -55,6 +55,24 @@ def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_p
     assert json.loads((run / "results.json").read_text())["scores"] == results["scores"]
 
 
+def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
+    run = tmp_path / "car"
+    done = bash("launch/carracing.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
+                "--eval-episodes", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "random"):
+        assert f"[pipeline] {stage}: " in out, stage
+    assert "in the real carracing env" in out and "-n 3" in out  # C trained in the game over MPI
+    results = json.loads((run / "results.json").read_text())
+    assert results["env"] == "carracing" and results["paper"]["solved"] == 900
+    real, random = results["scores"]["real"], results["scores"]["random"]
+    assert real["episodes"] == random["episodes"] == 2 and real["where"] == "real"
+    assert "906" in (run / "results.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "report/training.png" in report and "report/dream-tau1.gif" in report and "threshold 900" in report
+
+
 def test_quickstart_runs_the_doom_pipeline(tmp_path):
     # PRESET: the quick preset takes minutes; the tiny one shows the script is wired the same way.
     done = bash("launch/quickstart.bash", "--eval-episodes", "2",

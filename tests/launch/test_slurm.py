@@ -28,12 +28,17 @@ GENERATIONS = 9
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
-    try:
-        cluster.start()
-    except SlurmUnavailable as err:
-        cluster.stop()
-        pytest.skip(str(err))
+    reasons = []
+    for _ in range(2):  # a second try with fresh ports and directories before giving up
+        cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+        try:
+            cluster.start()
+            break
+        except SlurmUnavailable as err:
+            cluster.stop()
+            reasons.append(str(err))
+    else:
+        pytest.skip(" / ".join(reasons))
     try:
         yield cluster
     finally:
