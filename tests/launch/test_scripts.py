@@ -22,19 +22,26 @@ def bash(script: str, *args: str, env: dict[str, str] | None = None, timeout: fl
                           text=True, timeout=timeout)
 
 
-def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_path):
-    run = tmp_path / "doom"
-    done = bash("launch/doom.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
-                "--eval-episodes", "3")
+def run_pipeline(script: str, run: Path, episodes: int) -> tuple[str, dict]:
+    """Run an experiment's script on the tiny preset with 2 MPI workers; check every stage ran and
+    both evaluations played ``episodes`` real episodes; returns its output and results.json."""
+    done = bash(script, "--preset", "tiny", "--run", str(run), "--np", "2", "--eval-episodes", str(episodes))
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "random"):
         assert f"[pipeline] {stage}: " in out, stage
     assert "mpirun" in out and "-n 2" in out and "-n 3" in out  # extraction on 2 ranks; ES on 2 + master
-    assert "in M's dream at temperature 1.15" in out
     results = json.loads((run / "results.json").read_text())
     real, random = results["scores"]["real"], results["scores"]["random"]
-    assert real["episodes"] == random["episodes"] == 3 and real["where"] == "real"
+    assert real["episodes"] == random["episodes"] == episodes and real["where"] == "real"
+    return out, results
+
+
+def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_path):
+    run = tmp_path / "doom"
+    out, results = run_pipeline("launch/doom.bash", run, episodes=3)
+    assert "in M's dream at temperature 1.15" in out
+    real, random = results["scores"]["real"], results["scores"]["random"]
     assert real["mean"] > 0 and random["mean"] > 0
     assert set(results["seconds"]) >= {"extract", "vae", "series", "rnn", "train", "evaluate", "random"}
     assert all(results["seconds"][s] is not None for s in ("extract", "vae", "rnn", "train", "evaluate"))
@@ -57,17 +64,9 @@ def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_p
 
 def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
     run = tmp_path / "car"
-    done = bash("launch/carracing.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
-                "--eval-episodes", "2")
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
-    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "random"):
-        assert f"[pipeline] {stage}: " in out, stage
-    assert "in the real carracing env" in out and "-n 3" in out  # C trained in the game over MPI
-    results = json.loads((run / "results.json").read_text())
+    out, results = run_pipeline("launch/carracing.bash", run, episodes=2)
+    assert "in the real carracing env" in out  # C trained in the game over MPI
     assert results["env"] == "carracing" and results["paper"]["solved"] == 900
-    real, random = results["scores"]["real"], results["scores"]["random"]
-    assert real["episodes"] == random["episodes"] == 2 and real["where"] == "real"
     assert "906" in (run / "results.md").read_text()
     report = (run / "report.md").read_text()
     assert "report/training.png" in report and "report/dream-tau1.gif" in report and "threshold 900" in report
