@@ -80,12 +80,15 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "rnn": {**_CARRACING_RNN, "epochs": 40},  # x 100 steps = the original's 4000
             "train": {**_PAPER_ES},
         },
+        # Sized for a 2-core machine in about 2.5 hours in all (measured in RESULTS.md): V two passes
+        # at a higher learning rate, M on shorter windows, C a population of 16 x 2 episodes with
+        # 8 envs per worker stepped together.
         "small": {
-            "extract": {"episodes": 200, "policy": "brownian", "max_steps": 1000},
-            "vae": {**_CARRACING_VAE, "epochs": 3},
-            "rnn": {**_CARRACING_RNN, "epochs": 10},
-            "train": {"generations": 50, "popsize": 16, "num_episode": 2, "eval_every": 10,
-                      "eval_episodes": 16},
+            "extract": {"episodes": 150, "policy": "brownian", "max_steps": 1000},
+            "vae": {**_CARRACING_VAE, "epochs": 2, "lr": 1e-3},
+            "rnn": {**_CARRACING_RNN, "epochs": 3, "seq_len": 500},
+            "train": {"generations": 40, "popsize": 16, "num_episode": 2, "eval_every": 10,
+                      "eval_episodes": 16, "envs_per_worker": 8},
         },
         "quick": {
             "extract": {"episodes": 8, "policy": "brownian", "max_steps": 300},
