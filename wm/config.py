@@ -88,7 +88,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "vae": {**_CARRACING_VAE, "epochs": 2, "lr": 1e-3},
             "rnn": {**_CARRACING_RNN, "epochs": 3, "seq_len": 500},
             "train": {"generations": 40, "popsize": 16, "num_episode": 2, "eval_every": 10,
-                      "eval_episodes": 16, "envs_per_worker": 8},
+                      "eval_episodes": 16, "envs_per_worker": 8, "off_track_stop": 100},
         },
         "quick": {
             "extract": {"episodes": 8, "policy": "brownian", "max_steps": 300},
@@ -100,7 +100,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "extract": {"episodes": 2, "policy": "brownian", "max_steps": 50},
             "vae": {**_CARRACING_VAE, "epochs": 1},
             "rnn": {**_CARRACING_RNN, "epochs": 1, "steps_per_epoch": 2, "seq_len": 20, "batch_size": 4},
-            "train": {**_TINY_ES, "max_steps": 50},
+            "train": {**_TINY_ES, "max_steps": 50, "off_track_stop": 20},
         },
     },
 }
@@ -231,6 +231,10 @@ class TrainConfig:
     seed: int = arg(0, "seed of the strategy and of every episode's seed")
     envs_per_worker: int = arg(1, "envs each worker steps in lockstep so V and M run batched (faster; "
                                "above 1, returns depend slightly on which episodes share a batch)")
+    off_track_stop: int = arg(
+        0, "CarRacing: end a training episode after this many steps in a row without a new track tile, "
+        "scoring -0.1 for each step left as if the car never came back (saves time; 0: off"
+        + preset_note("train", "off_track_stop").replace(" (", "; ", 1))
     force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
     dream: bool = arg(False, "train inside M's dream of Doom TakeCover instead of the real game (the "
                       "Doom presets do)")

@@ -211,10 +211,13 @@ class EnvSpec:
     make: Callable[[int], _FrameEnv]
     action_names: tuple[str, ...]  # for pictures: what each action dimension does
     fps: float  # the game's steps per second, for videos that play at its speed
+    # The reward of a step that scores nothing (CarRacing: -0.1): what wm.early_stop adds for each
+    # step it skips; None where an episode cannot be ended early that way (Doom).
+    idle_reward: float | None = None
 
 
 ENVS: dict[str, EnvSpec] = {
-    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0),
+    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0, -0.1),
     # One value: left below -1/3, right above 1/3 (DOOM_MOVE_THRESHOLD); 35 tics per second.
     "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv, ("move",), 35.0),
 }

@@ -31,8 +31,10 @@ from typing import Any
 from es.mpi import Comm, run_ranks, single_thread, usage_error
 from es.strategies import Strategy, make_strategy
 from es.trainer import Checkpoints, ESSettings, Evaluate, GenerationRow, TrainerState, train
+from wm import early_stop
 from wm.config import TrainConfig, as_dict, parse_stage_config
 from wm.controller import ControllerSpec, spec_for
+from wm.envs import ENVS
 from wm.errors import WMError
 from wm.files import atomic_write, write_bytes, write_json
 from wm.models import load_mdrnn, load_vae, rnn_weights, vae_digest, weights_digest
@@ -64,6 +66,11 @@ def validate_config(cfg: TrainConfig) -> None:
     out = Path(cfg.out)
     if out.is_absolute() or ".." in out.parts or not out.parts:
         raise WMError(f"--out must be a directory inside the run, got {cfg.out!r}")
+    if cfg.off_track_stop < 0:
+        raise WMError(f"--off-track-stop must be >= 0 (0: off), got {cfg.off_track_stop}")
+    if cfg.off_track_stop and (cfg.dream or ENVS[cfg.env].idle_reward is None):
+        raise WMError(f"--off-track-stop needs the real CarRacing env; this run is "
+                      f"{'in the dream' if cfg.dream else cfg.env}")
     if cfg.dream and cfg.env != "doom":
         raise WMError(f"--dream needs the Doom TakeCover pipeline (--env doom); this run is {cfg.env}")
 
@@ -100,7 +107,9 @@ def make_evaluator(cfg: TrainConfig) -> Evaluate | Any:
     vae, _ = load_vae(cfg.run)
     mdrnn, _ = load_mdrnn(cfg.run)
     agent = WorldModelAgent(vae, mdrnn)
-    envs = [make_env(cfg.env, cfg.max_steps or None) for _ in range(cfg.envs_per_worker)]
+    idle_reward = ENVS[cfg.env].idle_reward
+    envs = [early_stop.wrap(make_env(cfg.env, cfg.max_steps or None), cfg.off_track_stop, idle_reward)
+            for _ in range(cfg.envs_per_worker)]
     for env in envs:
         atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
     if len(envs) > 1:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from wm import cli
-from wm.config import EXTRACT_DATA_FIELDS, ExtractConfig
+from wm.config import EXTRACT_DATA_FIELDS, PRESETS, ExtractConfig
 from wm.extract import parse_config
 from wm.rundir import save_stage_config
 
@@ -116,7 +116,8 @@ def test_extract_config_defaults_come_from_the_run(tmp_path):
     assert cfg.run == str(tmp_path)  # never taken from the file
     assert parse_config(["--run", str(tmp_path), "--episodes", "8"]).episodes == 8  # flags still win
     fresh = parse_config(["--run", str(tmp_path), "--preset", "small"])  # a preset asked for: its values
-    assert (fresh.episodes, fresh.policy, fresh.max_steps) == (200, "brownian", 1000)
+    small = PRESETS["carracing"]["small"]["extract"]
+    assert (fresh.episodes, fresh.policy, fresh.max_steps) == (small["episodes"], "brownian", 1000)
 
 
 def test_extract_config_unknown_choice_exits_2(tmp_path):
