@@ -70,6 +70,12 @@ def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
     assert "906" in (run / "results.md").read_text()
     report = (run / "report.md").read_text()
     assert "report/training.png" in report and "report/dream-tau1.gif" in report and "threshold 900" in report
+    assert results["config"]["train"]["off_track_stop"] == 20  # (the tiny preset exercises the early stop)
+    # The projection for the paper preset reads this run's measurements.
+    done = subprocess.run([sys.executable, "benchmarks/carracing_projection.py", "--run", str(run),
+                           "--measured-cores", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| 1 x 64 |" in done.stdout and "| 4 x 64 |" in done.stdout and "10,000,000 frames" in done.stdout
 
 
 def test_quickstart_runs_the_doom_pipeline(tmp_path):

@@ -1,0 +1,153 @@
+"""Wall time and core-hours of the CarRacing `paper` preset on bigger machines, from a measured run.
+
+    python benchmarks/carracing_projection.py --run runs/carracing-small [--cores 64] [--nodes 1,4]
+        [--measured-cores 2] [--torch-efficiency 0.5]
+
+Reads what the run measured (each stage's wall time from its own logs via wm.results, the data set's
+size, each stage's config, the ES history) and prints, first, each stage's throughput on this machine
+and, then, the paper preset's work divided by those rates on N nodes of C cores. What it assumes is
+printed with it:
+- extraction and ES episodes run on every core at the per-core rate measured here (both are
+  independent episodes over MPI ranks; extraction measured 1.83-1.94x on 2 ranks, the ES trainer's
+  parallel efficiency 0.99, BENCHMARKS.md);
+- V, series and M are one process on one node: their rate here times (C / measured cores) times
+  --torch-efficiency (how well PyTorch's CPU kernels use more cores: a guess, not measured here; a
+  GPU would be faster still);
+- every ES and evaluation episode runs its full 1000 steps (the paper preset has no early stop; a
+  good car that finishes the lap ends sooner, so this is an upper bound), on one master + one worker
+  per core with the paper's 64 x 16 episodes per generation spread evenly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from wm.config import RNNTrainConfig, preset_values  # noqa: E402
+from wm.files import read_json  # noqa: E402
+from wm.results import collect  # noqa: E402
+
+STEPS = 1000  # CarRacing's episode cap
+
+
+def es_step_seconds(run: Path, workers: int) -> tuple[float, int]:
+    """Seconds per agent step (env + V + M + C) on one worker, from the generations that had no
+    evaluation of the mean; returns it and the number of generations it averages."""
+    with open(run / "es" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    seconds = steps = 0.0
+    used, before = 0, 0.0
+    for row in rows:
+        elapsed = float(row["elapsed_s"])
+        if not row["eval_score"]:
+            seconds += elapsed - before
+            steps += float(row["steps_mean"]) * int(row["evaluations"])
+            used += 1
+        before = elapsed
+    return seconds * workers / steps, used
+
+
+def measure(run: Path, cores: int) -> dict[str, float]:
+    """This run's throughputs: per core for the MPI stages, per machine for V, series and M."""
+    results = collect(run)
+    seconds, config, frames = results["seconds"], results["config"], results["data"]["frames"]
+    vae, rnn = config["vae"], config["rnn"]
+    step_s, generations = es_step_seconds(run, cores)
+    evaluation = read_json(run / "eval" / "real.json") or {}
+    return {
+        "extract_frames_per_core_s": frames / seconds["extract"] / cores,
+        "vae_frames_per_s": vae["epochs"] * frames / seconds["vae"],
+        "series_frames_per_s": frames / seconds["series"],
+        "rnn_timesteps_per_s": (rnn["epochs"] * rnn["steps_per_epoch"] * rnn["batch_size"] * rnn["seq_len"]
+                                / seconds["rnn"]),
+        "es_step_s": step_s, "es_generations_measured": generations,
+        "eval_step_s": (seconds["evaluate"] * (evaluation.get("ranks", cores + 1) - 1)
+                        / (evaluation["episodes"] * evaluation["steps_mean"])),
+    }
+
+
+def paper_work() -> dict[str, float]:
+    stages = ("extract", "vae", "rnn", "train")
+    extract, vae, rnn, train = (preset_values(stage, "carracing", "paper") for stage in stages)
+    frames = extract["episodes"] * extract["max_steps"]
+    defaults = RNNTrainConfig(run="-")  # (steps per epoch and batch size: the stage's defaults)
+    steps_per_epoch, batch = defaults.steps_per_epoch, defaults.batch_size
+    evaluations = train["generations"] // train["eval_every"]
+    return {
+        "frames": frames, "vae_frames": vae["epochs"] * frames,
+        "rnn_timesteps": rnn["epochs"] * steps_per_epoch * batch * rnn["seq_len"],
+        "generations": train["generations"], "tasks": train["popsize"] * train["num_episode"],
+        "evaluations": evaluations, "eval_episodes": train["eval_episodes"], "final_episodes": 200,
+    }
+
+
+def project(rates: dict[str, float], work: dict[str, float], cores: int, nodes: int,
+            measured_cores: int, torch_efficiency: float) -> dict[str, float]:
+    """Seconds per stage for ``nodes`` x ``cores``."""
+    total = cores * nodes
+    node_speedup = cores / measured_cores * torch_efficiency
+    per_worker = math.ceil(work["tasks"] / total)  # episodes each worker plays per generation
+    per_eval = math.ceil(work["eval_episodes"] / total)
+    es = (work["generations"] * per_worker + work["evaluations"] * per_eval) * STEPS * rates["es_step_s"]
+    return {
+        "extract": work["frames"] / (rates["extract_frames_per_core_s"] * total),
+        "vae": work["vae_frames"] / (rates["vae_frames_per_s"] * node_speedup),
+        "series": work["frames"] / (rates["series_frames_per_s"] * node_speedup),
+        "rnn": work["rnn_timesteps"] / (rates["rnn_timesteps_per_s"] * node_speedup),
+        "train": es,
+        "evaluate": math.ceil(work["final_episodes"] / total) * STEPS * rates["eval_step_s"],
+    }
+
+
+def duration(seconds: float) -> str:
+    hours = seconds / 3600
+    if hours >= 48:
+        return f"{hours / 24:.1f} d"
+    return f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60:.0f} min"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="a finished CarRacing run (wm.pipeline) to measure from")
+    parser.add_argument("--cores", type=int, default=64, help="cores per node")
+    parser.add_argument("--nodes", default="1,4", help="node counts to project for")
+    parser.add_argument("--measured-cores", type=int, default=os.cpu_count() or 1,
+                        help="cores the run used (this machine's)")
+    parser.add_argument("--torch-efficiency", type=float, default=0.5,
+                        help="V/series/M: fraction of the extra cores PyTorch turns into speed (assumed)")
+    args = parser.parse_args()
+
+    rates = measure(Path(args.run), args.measured_cores)
+    work = paper_work()
+    print(f"measured on {args.measured_cores} cores ({args.run}):")
+    print(f"  extraction {rates['extract_frames_per_core_s']:.0f} frames/s per core; V "
+          f"{rates['vae_frames_per_s']:.0f} frames/s; series {rates['series_frames_per_s']:.0f} frames/s; "
+          f"M {rates['rnn_timesteps_per_s']:.0f} timesteps/s")
+    print(f"  ES {rates['es_step_s'] * 1e3:.2f} ms per agent step per worker (env + V + M + C, "
+          f"{rates['es_generations_measured']} generations); final evaluation "
+          f"{rates['eval_step_s'] * 1e3:.2f} ms")
+    print(f"paper preset: {work['frames']:,.0f} frames, V {work['vae_frames']:,.0f} frames, M "
+          f"{work['rnn_timesteps']:,.0f} timesteps, ES {work['generations']} generations x {work['tasks']} "
+          f"episodes + {work['evaluations']} evaluations x {work['eval_episodes']}, all of {STEPS} steps")
+    stages = ["extract", "vae", "series", "rnn", "train", "evaluate"]
+    print("| nodes x cores | " + " | ".join(stages) + " | total wall | core-hours |")
+    print("|" + " --- |" * (len(stages) + 3))
+    for nodes in (int(n) for n in args.nodes.split(",")):
+        times = project(rates, work, args.cores, nodes, args.measured_cores, args.torch_efficiency)
+        # V, series and M hold one node; the others wait (or are released between jobs under Slurm).
+        mpi = times["extract"] + times["train"] + times["evaluate"]
+        torch = times["vae"] + times["series"] + times["rnn"]
+        core_hours = (mpi * nodes + torch) * args.cores / 3600
+        print(f"| {nodes} x {args.cores} | " + " | ".join(duration(times[s]) for s in stages)
+              + f" | {duration(mpi + torch)} | {core_hours:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
