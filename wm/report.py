@@ -92,6 +92,10 @@ def training_part(run: Path, out: Path, threshold: float | None) -> list[str]:
         best = max(evaluated, key=lambda r: r["eval_score"])
         lines.append(f"Best evaluation of the mean: {best['eval_score']:.1f} at generation "
                      f"{int(best['generation'])} (of {len(evaluated)} evaluations).")
+    if train.get("off_track_stop"):
+        lines.append(f"Training episodes (and these evaluations) ended after {train['off_track_stop']} steps "
+                     "without a new track tile, the steps left scored at -0.1 each (`--off-track-stop`); "
+                     f"they played {last['steps_mean']:.0f} steps on average in the last generation.")
     return lines
 
 

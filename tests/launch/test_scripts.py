@@ -71,6 +71,7 @@ def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
     report = (run / "report.md").read_text()
     assert "report/training.png" in report and "report/dream-tau1.gif" in report and "threshold 900" in report
     assert results["config"]["train"]["off_track_stop"] == 20  # (the tiny preset exercises the early stop)
+    assert "ended after 20 steps without a new track tile" in report
     # The projection for the paper preset reads this run's measurements.
     done = subprocess.run([sys.executable, "benchmarks/carracing_projection.py", "--run", str(run),
                            "--measured-cores", "2"], cwd=ROOT, capture_output=True, text=True)
