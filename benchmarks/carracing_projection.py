@@ -14,8 +14,8 @@ printed with it:
   --torch-efficiency (how well PyTorch's CPU kernels use more cores: a guess, not measured here; a
   GPU would be faster still);
 - every ES and evaluation episode runs its full 1000 steps (the paper preset has no early stop; a
-  good car that finishes the lap ends sooner, so this is an upper bound), on one master + one worker
-  per core with the paper's 64 x 16 episodes per generation spread evenly.
+  good car that finishes the lap ends sooner, so this is an upper bound), on one rank per core, rank 0
+  coordinating, the paper's 64 x 16 episodes per generation spread over the others.
 """
 
 from __future__ import annotations
@@ -92,9 +92,12 @@ def project(rates: dict[str, float], work: dict[str, float], cores: int, nodes: 
             measured_cores: int, torch_efficiency: float) -> dict[str, float]:
     """Seconds per stage for ``nodes`` x ``cores``."""
     total = cores * nodes
+    workers = total - 1  # rank 0 coordinates the ES (as wm.submit starts it: --ntasks = the cores)
     node_speedup = cores / measured_cores * torch_efficiency
-    per_worker = math.ceil(work["tasks"] / total)  # episodes each worker plays per generation
-    per_eval = math.ceil(work["eval_episodes"] / total)
+    # Episodes the busiest worker plays per generation: all are ~1000 steps, so a generation lasts
+    # as long as the workers that play one more than the others.
+    per_worker = math.ceil(work["tasks"] / workers)
+    per_eval = math.ceil(work["eval_episodes"] / workers)
     es = (work["generations"] * per_worker + work["evaluations"] * per_eval) * STEPS * rates["es_step_s"]
     return {
         "extract": work["frames"] / (rates["extract_frames_per_core_s"] * total),
@@ -102,7 +105,7 @@ def project(rates: dict[str, float], work: dict[str, float], cores: int, nodes: 
         "series": work["frames"] / (rates["series_frames_per_s"] * node_speedup),
         "rnn": work["rnn_timesteps"] / (rates["rnn_timesteps_per_s"] * node_speedup),
         "train": es,
-        "evaluate": math.ceil(work["final_episodes"] / total) * STEPS * rates["eval_step_s"],
+        "evaluate": math.ceil(work["final_episodes"] / workers) * STEPS * rates["eval_step_s"],
     }
 
 

@@ -112,8 +112,9 @@ def score_lines(results: dict[str, Any]) -> list[str]:
         lines += ["", f"The paper's random policy: {results['paper']['random']}."]
     if results["training_best"]:
         best = results["training_best"]
+        where = "in M's dream" if results["config"].get("train", {}).get("dream") else "in the real env"
         lines += ["", f"Best score of the ES mean during training: {best['score']:.1f} (generation "
-                  f"{best['generation']}; in the dream for Doom)."]
+                  f"{best['generation']}, {where})."]
     return lines
 
 
