@@ -80,7 +80,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "rnn": {**_CARRACING_RNN, "epochs": 40},  # x 100 steps = the original's 4000
             "train": {**_PAPER_ES},
         },
-        # Sized for a 2-core machine in about 2.5 hours in all (measured in RESULTS.md): V two passes
+        # Sized for a 2-core machine in under 2 hours in all (104 min, RESULTS.md): V two passes
         # at a higher learning rate, M on shorter windows, C a population of 16 x 2 episodes with
         # 8 envs per worker stepped together.
         "small": {

@@ -175,7 +175,9 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     return {"env": cfg.env, "optimizer": cfg.optimizer, "popsize": cfg.popsize, "sigma_init": cfg.sigma_init,
             "num_params": spec.num_params, "vae": vae_digest(cfg.run),
             "rnn": weights_digest(rnn_weights(cfg.run)), "max_steps": cfg.max_steps,
-            "dream": cfg.dream, "temperature": cfg.temperature if cfg.dream else None}
+            "dream": cfg.dream, "temperature": cfg.temperature if cfg.dream else None,
+            # (only when on, so checkpoints made before the option existed still continue)
+            **({"off_track_stop": cfg.off_track_stop} if cfg.off_track_stop else {})}
 
 
 def train_controller(cfg: TrainConfig, comm: Comm) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from wm import rnn_train, train
 from wm.early_stop import OffTrackStop, ProgressClock, stopped_return, wrap
 from wm.envs import ENVS, make_env
 from wm.errors import WMError
@@ -89,3 +92,18 @@ def test_the_paper_preset_plays_whole_episodes(tmp_path):
         return parse_config(["--run", str(tmp_path), "--env", "carracing", "--preset", name]).off_track_stop
 
     assert preset("paper") == 0 and preset("small") > 0
+
+
+def test_training_stops_idle_episodes_and_resumes_only_with_the_same_patience(carracing_series_run, copy_run,
+                                                                                capsys):
+    run = copy_run(carracing_series_run)
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--steps-per-epoch", "2", "--hidden-size",
+                           "16", "--batch-size", "2", "--seq-len", "10", "--threads", "1", "--log-every",
+                           "0"]) == 0
+    flags = ["--run", str(run), "--preset", "quick", "--max-steps", "80", "--popsize", "4",
+             "--num-episode", "1", "--eval-every", "0"]
+    assert train.main([*flags, "--generations", "1", "--off-track-stop", "10"]) == 0
+    row = json.loads((run / "es" / "history.jsonl").read_text().splitlines()[0])
+    assert row["steps_mean"] < 80  # a car from a standstill reaches no new tile in 10 steps
+    assert train.main([*flags, "--generations", "2"]) == 1  # the same checkpoint without the stop
+    assert "off_track_stop: 10 -> None" in capsys.readouterr().err
