@@ -9,7 +9,7 @@ run's V and M, keeps every step's reward, then replays the stopping rule on thos
 share of steps that would have been played, how many returns change and by how much, and whether the
 ranking the strategy sees survives: Spearman's rank correlation of the fitnesses and the overlap of
 the top half (the candidates CMA-ES recombines). ``initial`` is generation 1's population (a fresh
-strategy, sigma 0.1); ``checkpoint`` is the next population of the run's RUN/es/checkpoint.pkl.
+strategy, sigma 0.1); ``checkpoint`` is the next population of the run's RUN/es/checkpoint.npz.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
+from es.checkpoint import CHECKPOINT_NAME, Checkpoints  # noqa: E402
 from es.mpi import single_thread  # noqa: E402
 from es.strategies import make_strategy, strategy_from_state  # noqa: E402
 from wm.early_stop import stopped_return  # noqa: E402
@@ -77,8 +77,10 @@ def play_share(args: tuple[str, list[tuple[int, np.ndarray, int]], int]) -> dict
 
 def population(run: str, which: str, popsize: int) -> np.ndarray:
     if which == "checkpoint":
-        with open(Path(run) / "es" / "checkpoint.pkl", "rb") as f:
-            return strategy_from_state(pickle.load(f)["strategy"]).ask()
+        data = Checkpoints(Path(run) / "es" / CHECKPOINT_NAME).load()
+        if data is None:
+            raise SystemExit(f"error: no ES checkpoint in {Path(run) / 'es'}")
+        return strategy_from_state(data["strategy"]).ask()
     from wm.train import controller_spec
 
     return make_strategy("cma", controller_spec(run).num_params, popsize, seed=0, sigma_init=0.1).ask()

@@ -25,10 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
+from es.checkpoint import Checkpoints  # noqa: E402
 from es.launch import mpirun_command  # noqa: E402
 from es.mpi import run_ranks  # noqa: E402
 from es.strategies import make_strategy  # noqa: E402
-from es.trainer import Checkpoints, ESSettings, train  # noqa: E402
+from es.trainer import ESSettings, train  # noqa: E402
+from wm.files import atomic_write  # noqa: E402
 
 STEP_S = 0.5e-3  # about a Doom step with the full policy on this machine (env ~0.4 ms, V+M+C ~1 ms)
 
@@ -50,7 +52,7 @@ def worker_job(out: str, generations: int, popsize: int, num_episode: int) -> in
         cpu0, wall0 = time.process_time(), time.monotonic()
         settings = ESSettings(generations=generations, num_episode=num_episode, eval_every=0, eval_episodes=1)
         state = train(comm, lambda: make_strategy("pepg", 64, popsize, seed=0), lambda: busy_episode,
-                      settings, Checkpoints(Path(out) / "ckpt.pkl", lambda p, b: p.write_bytes(b)),
+                      settings, Checkpoints(Path(out) / "ckpt.npz", atomic_write),
                       identity={}, force=False, on_row=lambda *a: None)
         if comm.is_root:
             wall = time.monotonic() - wall0

@@ -1,14 +1,19 @@
-"""Training on this CPU: V frames/s, V peak memory on 1x vs 10x data, M sequences/s (CarRacing, Doom).
+"""Training on this CPU: V frames/s, V peak memory on 1x vs 10x data, M timesteps/s (CarRacing, Doom).
 
     python benchmarks/train_speed.py [--episodes 20] [--steps-per-episode 200] [--rnn-steps 10]
-        [--rnn-seq 100] [--rnn-batch 100] [--restart-rate 0.01] [--skip-vae] [--skip-memory] [--skip-rnn]
+        [--rnn-seq 100] [--rnn-batch 100] [--doom-shapes 32x100,100x500] [--doom-steps 4]
+        [--skip-vae] [--skip-memory] [--skip-rnn]
 
 V figures come from real ``python -m wm.vae_train`` runs (one epoch, --threads 0: all cores) on
 synthetic episodes; the run on E episodes gives both the speed and the 1x peak memory, so it runs
 unless both --skip-vae and --skip-memory are given. M figures come from training steps in this
-process on one random batch (forward, mixture NLL (+ done loss for Doom), backward, gradients
-clipped by value 1.0, Adam). Prints one line per figure. Speeds depend on the machine; the memory
-ratio (10x data set / 1x) is the portable figure: V streams frames from disk, so it should be near 1.
+process (forward, mixture NLL (+ done loss for Doom), backward, gradients clipped by value 1.0,
+Adam): CarRacing on one random batch of windows; Doom as ``wm.rnn_train`` trains it, on consecutive
+batches of ``stream_batches`` over synthetic episodes whose lengths follow the random policy's (so
+restarts fall where real ones do), the state carried from batch to batch, with the LSTM run both
+ways: one ``nn.LSTM`` call per stretch between restarts (before issue 15) and ``run_lstm`` (now).
+Prints one line per figure. Speeds depend on the machine; the memory ratio (10x data set / 1x) is
+the portable figure: V streams frames from disk, so it should be near 1.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
+from wm import mdrnn  # noqa: E402
 from wm.config import EXTRACT_DATA_FIELDS  # noqa: E402
 from wm.mdrnn import MDRNN, MDRNNConfig, carracing_config, done_loss, doom_config, mixture_nll  # noqa: E402
 from wm.record import Episode, episode_path, write_episode  # noqa: E402
 from wm.recordset import RECORD_DIR, SUMMARY_NAME  # noqa: E402
+from wm.reset_lstm import lstm_by_stretches, run_lstm  # noqa: E402
+from wm.rnn_train import stream_batches  # noqa: E402
 from wm.rundir import save_stage_config  # noqa: E402
 
 FRAME = (64, 64, 3)
@@ -120,43 +130,115 @@ def vae_figures(episodes: int, steps: int) -> tuple[float, float]:
     return peak, process_s
 
 
-def rnn_speed(name: str, config: MDRNNConfig, batch: int, seq: int, steps: int,
-              restart_rate: float) -> None:
-    """Time ``steps`` M training steps (after 2 warm-up steps) on one random batch; print the rates."""
+# The random policy's Doom episodes at ViZDoom's default skill: 317 +- 166 steps (RESULTS.md: 2,000
+# episodes, 638,899 frames), none shorter than ~100, capped at 2,100. Drawn as 100 + a gamma variable
+# with the same mean and spread.
+DOOM_MEAN, DOOM_SD, DOOM_MIN, DOOM_MAX = 317.0, 166.0, 100, 2100
+
+
+def doom_episode_lengths(rng: np.random.Generator, frames: int) -> list[int]:
+    """Episode lengths like the random policy's, adding up to at least ``frames``."""
+    excess = DOOM_MEAN - DOOM_MIN
+    shape, scale = (excess / DOOM_SD) ** 2, DOOM_SD**2 / excess
+    lengths: list[int] = []
+    while sum(lengths) < frames:
+        lengths.append(int(min(DOOM_MAX, DOOM_MIN + rng.gamma(shape, scale))))
+    return lengths
+
+
+def doom_series(rng: np.random.Generator, frames: int, config: MDRNNConfig) -> list[dict[str, np.ndarray]]:
+    """Synthetic encoded episodes (random latents) of Doom-like lengths, ``frames`` steps or more."""
+    series = []
+    for n in doom_episode_lengths(rng, frames):
+        terminated = np.zeros(n, bool)
+        terminated[-1] = True
+        series.append({"mu": rng.standard_normal((n, config.z_size), np.float32),
+                       "logvar": np.full((n, config.z_size), -3.0, np.float32),
+                       "action": rng.uniform(-1, 1, (n, config.action_size)).astype(np.float32),
+                       "terminated": terminated})
+    return series
+
+
+def train_step(model: MDRNN, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+               state: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One M training step as ``wm.rnn_train`` takes it; returns the state to carry (Doom)."""
+    z = batch["mu"] + torch.exp(0.5 * batch["logvar"]) * torch.randn_like(batch["mu"])
+    params, done_logit, state = model(z[:, :-1], batch["action"], batch.get("restart"), state)
+    loss = mixture_nll(params, z[:, 1:], mask=batch.get("valid"))
+    if done_logit is not None:
+        loss = loss + done_loss(done_logit, batch["done"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
+    optimizer.step()
+    return None if done_logit is None else (state[0].detach(), state[1].detach())
+
+
+def timed_steps(config: MDRNNConfig, batches: Iterator[dict[str, torch.Tensor]], steps: int) -> float:
+    """Seconds per training step over ``steps`` batches, after 2 warm-up batches, from a fresh M."""
     torch.manual_seed(0)
     model = MDRNN(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    z = torch.randn(batch, seq + 1, config.z_size)
-    action = torch.rand(batch, seq, config.action_size) * 2 - 1
-    restart = done = None
-    segments = 1
-    if config.with_done:
-        flags = torch.rand(batch, seq + 1) < restart_rate
-        flags[:, 0] = True  # every sequence starts an episode
-        restart, done = flags[:, :-1].float(), flags[:, 1:]  # done at t: an episode starts at t + 1
-        segments = 1 + int(flags[:, 1:-1].any(dim=0).sum())
-
-    def train_step() -> None:
-        params, done_logit, _ = model(z[:, :-1], action, restart)
-        loss = mixture_nll(params, z[:, 1:])
-        if done_logit is not None:
-            loss = loss + done_loss(done_logit, done)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
-        optimizer.step()
-
+    state = None
     for _ in range(2):
-        train_step()
+        state = train_step(model, optimizer, next(batches), state)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step()
-    seconds = (time.perf_counter() - start) / steps
-    extra = (f"; restart flags on {restart_rate:.0%} of steps: {segments} LSTM calls per batch"
-             if config.with_done else "")
+        state = train_step(model, optimizer, next(batches), state)
+    return (time.perf_counter() - start) / steps
+
+
+def rnn_speed(name: str, config: MDRNNConfig, batch: int, seq: int, steps: int) -> None:
+    """Time ``steps`` M training steps on one random batch of windows (no restarts); print the rates."""
+    mu = torch.randn(batch, seq + 1, config.z_size)
+    action = torch.rand(batch, seq, config.action_size) * 2 - 1
+    one = {"mu": mu, "logvar": torch.full_like(mu, -3.0), "action": action}
+    seconds = timed_steps(config, iter(lambda: one, None), steps)
     print(f"M training {name} (batch {batch} x seq {seq}, LSTM {config.hidden_size}, z {config.z_size}, "
           f"{torch.get_num_threads()} threads, mean of {steps} steps): {batch / seconds:,.1f} sequences/s, "
-          f"{batch * seq / seconds:,.0f} timesteps/s, {seconds:.2f}s per step{extra}", flush=True)
+          f"{batch * seq / seconds:,.0f} timesteps/s, {seconds:.2f}s per step", flush=True)
+
+
+@contextmanager
+def lstm_path(run: Callable) -> Iterator[None]:
+    """M's forward with its LSTM run by ``run`` (``run_lstm``'s signature) instead of ``run_lstm``."""
+    saved = mdrnn.run_lstm
+    mdrnn.run_lstm = run
+    try:
+        yield
+    finally:
+        mdrnn.run_lstm = saved
+
+
+def doom_batches(series: list[dict[str, np.ndarray]], batch: int, seq: int) -> list[dict[str, torch.Tensor]]:
+    """One epoch of Doom batches as ``wm.rnn_train`` makes them (its first: epoch 1, seed 0)."""
+    rng = np.random.default_rng([0, 1])
+    return [{k: torch.as_tensor(v) for k, v in b.items() if k != "first"}
+            for b in stream_batches(series, batch, seq, rng)]
+
+
+def doom_rnn_speed(batch: int, seq: int, steps: int) -> None:
+    """Doom's M trained on ``steps`` consecutive stream batches (after 2 warm-up ones), its LSTM run
+    one call per stretch between restarts (before) and by ``run_lstm`` (now); prints both rates."""
+    config = doom_config()
+    series = doom_series(np.random.default_rng(0), (steps + 3) * batch * (seq + 1), config)
+    batches = doom_batches(series, batch, seq)[: steps + 2]
+    calls = np.mean([1 + int(b["restart"][:, 1:].any(dim=0).sum()) for b in batches[2:]])
+    restarts = np.mean([int(b["restart"].sum()) for b in batches[2:]])
+    lengths = [len(s["mu"]) for s in series]
+    rates = {}
+    ways = (("one nn.LSTM call per stretch (before)", lstm_by_stretches), ("run_lstm (now)", run_lstm))
+    for name, run in ways:
+        with lstm_path(run):
+            seconds = timed_steps(config, iter(batches), steps)
+        rates[name] = batch * seq / seconds
+        print(f"M training Doom (batch {batch} x seq {seq}, LSTM {config.hidden_size}, z {config.z_size}, "
+              f"{torch.get_num_threads()} threads, mean of {steps} steps), {name}: "
+              f"{rates[name]:,.0f} timesteps/s, {seconds:.2f}s per step", flush=True)
+    before, now = rates.values()
+    print(f"M training Doom (batch {batch} x seq {seq}): {now / before:.2f}x; episodes of "
+          f"{np.mean(lengths):.0f} +- {np.std(lengths):.0f} steps, {restarts:.0f} restarts per batch, "
+          f"{calls:.0f} LSTM calls per batch before", flush=True)
 
 
 def main() -> None:
@@ -166,8 +248,10 @@ def main() -> None:
     parser.add_argument("--rnn-steps", type=int, default=10, help="timed M training steps per config")
     parser.add_argument("--rnn-seq", type=int, default=100, help="M sequence length (the paper: 999)")
     parser.add_argument("--rnn-batch", type=int, default=100, help="M sequences per batch")
-    parser.add_argument("--restart-rate", type=float, default=0.01,
-                        help="Doom M: fraction of steps that start a new episode")
+    parser.add_argument("--doom-shapes", default="32x100,100x500",
+                        help="Doom M: BATCHxSEQ shapes, comma-separated (the small preset's, the original's)")
+    parser.add_argument("--doom-steps", type=int, default=4,
+                        help="timed Doom M training steps per shape and way")
     parser.add_argument("--skip-vae", action="store_true", help="skip the V speed run")
     parser.add_argument("--skip-memory", action="store_true", help="skip the V runs on E and 10xE episodes")
     parser.add_argument("--skip-rnn", action="store_true", help="skip the M training speeds")
@@ -185,8 +269,10 @@ def main() -> None:
                   f"{10 * args.episodes} episodes {peak_10x:,.0f} MiB; ratio 10x/1x "
                   f"{peak_10x / peak_1x:.2f} (streaming: near 1)", flush=True)
     if not args.skip_rnn:
-        rnn_speed("CarRacing", carracing_config(), args.rnn_batch, args.rnn_seq, args.rnn_steps, 0.0)
-        rnn_speed("Doom", doom_config(), args.rnn_batch, args.rnn_seq, args.rnn_steps, args.restart_rate)
+        rnn_speed("CarRacing", carracing_config(), args.rnn_batch, args.rnn_seq, args.rnn_steps)
+        for shape in args.doom_shapes.split(","):
+            batch, seq = (int(n) for n in shape.lower().split("x"))
+            doom_rnn_speed(batch, seq, args.doom_steps)
 
 
 if __name__ == "__main__":

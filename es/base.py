@@ -59,6 +59,24 @@ def check_float(name: str, value: Any, low: float, high: float = np.inf, low_ope
     return number
 
 
+# Far above any ES run (the paper's 64; thousands at most), far below what stalls: pycma spends
+# minutes building its tables for a population of 1e9 before it fails.
+MAX_POPSIZE = 100_000
+MAX_POPULATION_BYTES = 8 * 2**30  # one population of float64 candidates must fit in memory
+
+
+def check_population(popsize: int, num_params: int) -> None:
+    """Refuse a population no machine can sample, before any strategy allocates one: a ValueError
+    saying the bound, rather than minutes of stall and then an out-of-memory kill."""
+    if popsize > MAX_POPSIZE:
+        raise ValueError(f"popsize must be at most {MAX_POPSIZE:,}, got {popsize:,}")
+    needed = popsize * num_params * 8
+    if needed > MAX_POPULATION_BYTES:
+        raise ValueError(f"a population of {popsize:,} x {num_params:,} parameters needs "
+                         f"{needed / 2**30:,.1f} GiB (float64); it must fit in "
+                         f"{MAX_POPULATION_BYTES // 2**30} GiB: lower popsize")
+
+
 def check_bool(name: str, value: Any) -> bool:
     """``value`` as a bool (numpy's too); a ValueError naming the option otherwise."""
     if not isinstance(value, (bool, np.bool_)):
@@ -89,6 +107,7 @@ class Strategy(ABC):
     ):
         self.num_params = check_int("num_params", num_params, 1)
         self.popsize = check_int("popsize", popsize, 2)
+        check_population(self.popsize, self.num_params)
         self.seed = check_int("seed", seed, 0)
         self.weight_decay = check_float("weight_decay", weight_decay, 0.0, low_open=False)
         if x0 is None:

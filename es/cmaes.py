@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
 import warnings
 from typing import Any
 
 import numpy as np
 
+from es import restricted_pickle
 from es.base import Strategy, check_float
 
 
@@ -24,8 +24,7 @@ class GeneratorNormal:
 
     pycma samples from ``np.random.randn`` (the global RNG) by default, whose state its pickle does
     not hold, so a resumed run would sample differently. Handing it this object instead makes it
-    draw from the strategy's own Generator. A class rather than a lambda so that pickle can save it
-    along with the pycma object.
+    draw from the strategy's own Generator, whose state the strategy stores itself.
     """
 
     def __init__(self, rng: np.random.Generator):
@@ -33,6 +32,26 @@ class GeneratorNormal:
 
     def __call__(self, *shape: int) -> np.ndarray:
         return self.rng.standard_normal(shape)
+
+
+def pycma_state(es: Any) -> dict[str, Any]:
+    """A pycma object as plain values: a pickle stream of pycma's own classes, its arrays stored raw
+    beside it, and its GeneratorNormal left out (on load it is rebuilt around the strategy's own
+    Generator, whose state the base class restores: one stream of random numbers)."""
+
+    def external(obj: Any) -> str | None:
+        return "randn" if isinstance(obj, GeneratorNormal) else None
+
+    stream, arrays = restricted_pickle.dumps(es, external)
+    # Copies, since pycma updates its arrays in place and a state dict is a snapshot; in the memory
+    # order pickle would keep (Fortran for a Fortran-ordered array, such as the eigenvectors from
+    # LAPACK), which the file keeps too: BLAS rounds differently for another layout.
+    return {"pycma": _cma().__version__, "stream": stream, "arrays": [_snapshot(a) for a in arrays]}
+
+
+def _snapshot(array: np.ndarray) -> np.ndarray:
+    fortran = array.flags.f_contiguous and not array.flags.c_contiguous
+    return np.array(array, order="F" if fortran else "C", copy=True)
 
 
 class CMAES(Strategy):
@@ -85,15 +104,22 @@ class CMAES(Strategy):
         return float(np.sqrt(np.mean(np.square(self._es.stds))))
 
     def _algo_state(self) -> dict[str, Any]:
-        # The pycma object pickles whole (covariance, paths, counters). Its GeneratorNormal pickles
-        # a copy of the Generator; on load it is pointed back at this strategy's own Generator,
-        # whose state the base class restores, so there is one stream of random numbers.
-        return {"es": pickle.dumps(self._es, protocol=pickle.HIGHEST_PROTOCOL)}
+        return pycma_state(self._es)
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
-        es = pickle.loads(state["es"])
-        randn = es.opts["randn"]
-        if not isinstance(randn, GeneratorNormal):
-            raise ValueError("CMA-ES state does not sample from a GeneratorNormal; not made by this class")
-        randn.rng = self.rng
+        def external(tag: Any) -> GeneratorNormal:
+            if tag != "randn":
+                raise restricted_pickle.RefusedPickle(f"refused an unknown reference {tag!r}")
+            return GeneratorNormal(self.rng)
+
+        try:
+            es = restricted_pickle.loads(state["stream"], list(state["arrays"]), external=external)
+        except (restricted_pickle.pickle.UnpicklingError, AttributeError, TypeError, EOFError) as err:
+            versions = (f" (made with pycma {state.get('pycma')}, this is {_cma().__version__})"
+                        if state.get("pycma") != _cma().__version__ else "")
+            raise ValueError(f"CMA-ES state does not load{versions}: {err}") from None
+        sampler = es.opts["randn"] if isinstance(es, _cma().CMAEvolutionStrategy) else None
+        if not isinstance(sampler, GeneratorNormal):
+            raise ValueError("CMA-ES state does not hold a pycma CMAEvolutionStrategy sampling from "
+                             "this strategy's Generator; not made by this class")
         self._es = es

@@ -291,8 +291,10 @@ def _mpi_world() -> Comm:
 
 
 def _prefixed(text: str, comm: Comm) -> str:
+    """``text`` as whole lines (a message ends with its newline), each tagged with the rank in a
+    world of many."""
     if comm.size == 1:
-        return text
+        return text.rstrip("\n") + "\n"
     return "".join(f"[rank {comm.rank}] {line}\n" for line in text.rstrip("\n").splitlines())
 
 

@@ -13,21 +13,24 @@ pairing).
 
 from __future__ import annotations
 
-import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from es.checkpoint import Checkpoints
 from es.mpi import POLL_S, Comm, WorkQueue
 from es.strategies import Strategy, strategy_from_state
 
-Evaluate = Callable[[np.ndarray, int], tuple[float, int]]
+# What an episode gives: (return, steps), or (return, steps, details), where details is anything
+# small and picklable that a caller of evaluate_tasks wants per episode (training ignores it).
+Outcome = tuple[float, int] | tuple[float, int, Any]
+Evaluate = Callable[[np.ndarray, int], Outcome]
 Job = tuple[Any, np.ndarray, int]  # (key, parameters, seed)
+Played = tuple[int, float, int, float, Any]  # (task, return, steps, busy seconds, details)
 
 
 class BatchEvaluate(Protocol):
@@ -36,9 +39,8 @@ class BatchEvaluate(Protocol):
 
     slots: int
 
-    def run(self, next_job: Callable[[], Job | None]) -> Iterator[tuple[Any, tuple[float, int]]]:
-        """Yields (key, (return, steps)) as episodes end."""
-CHECKPOINT_FORMAT = "es-checkpoint-1"
+    def run(self, next_job: Callable[[], Job | None]) -> Iterator[tuple[Any, Outcome]]:
+        """Yields (key, (return, steps[, details])) as episodes end."""
 
 
 @dataclass
@@ -97,39 +99,40 @@ def eval_seed(settings: ESSettings, generation: int, episode: int) -> int:
 
 
 def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[int, int]],
-                 evaluate: Evaluate | BatchEvaluate | None) -> np.ndarray:
+                 evaluate: Evaluate | BatchEvaluate | None) -> tuple[np.ndarray, list[Any]]:
     """On rank 0: play every task (row of ``population``, seed); returns (len(tasks), 3) of
-    (return, steps, seconds). Other ranks serve in :func:`worker_loop`."""
-    results = np.zeros((len(tasks), 3))
+    (return, steps, seconds) and each task's details (None where the evaluator gives none). Other
+    ranks serve in :func:`worker_loop`."""
+    results, details = np.zeros((len(tasks), 3)), [None] * len(tasks)
     if comm.size == 1:
         pending = iter([(k, row, seed) for k, (row, seed) in enumerate(tasks)])
-        for k, ret, steps, seconds in play(evaluate, population, lambda: next(pending, None)):
-            results[k] = ret, steps, seconds
-        return results
+        for k, ret, steps, seconds, detail in play(evaluate, population, lambda: next(pending, None)):
+            results[k], details[k] = (ret, steps, seconds), detail
+        return results, details
     comm.bcast(("evaluate", population.shape))
     comm.bcast_array(population, population.shape)
     queue = WorkQueue(comm, [(k, row, seed) for k, (row, seed) in enumerate(tasks)])
     received = 0
     while received < len(tasks) or not queue.done():
-        for k, ret, steps, seconds in comm.collect():
-            results[k] = ret, steps, seconds
+        for k, ret, steps, seconds, detail in comm.collect():
+            results[k], details[k] = (ret, steps, seconds), detail
             received += 1
         queue.serve()
         time.sleep(POLL_S)
-    return results
+    return results, details
 
 
 def play(evaluate: Evaluate | BatchEvaluate, population: np.ndarray,
-         next_task: Callable[[], tuple[int, int, int] | None]) -> Iterator[tuple[int, float, int, float]]:
+         next_task: Callable[[], tuple[int, int, int] | None]) -> Iterator[Played]:
     """Play tasks (k, row, seed) until ``next_task`` returns None; yields (k, return, steps, busy
-    seconds). A batch evaluator's episodes overlap: each counts the time since the previous one
-    ended, so together they count the evaluator's wall time once, however full its slots were."""
+    seconds, details). A batch evaluator's episodes overlap: each counts the time since the previous
+    one ended, so together they count the evaluator's wall time once, however full its slots were."""
     if not hasattr(evaluate, "run"):
         while (task := next_task()) is not None:
             k, row, seed = task
             start = time.perf_counter()
-            ret, steps = evaluate(population[row], seed)
-            yield k, float(ret), int(steps), time.perf_counter() - start
+            ret, steps, detail = _outcome(evaluate(population[row], seed))
+            yield k, ret, steps, time.perf_counter() - start, detail
         return
 
     def next_job() -> Job | None:
@@ -140,10 +143,16 @@ def play(evaluate: Evaluate | BatchEvaluate, population: np.ndarray,
         return k, population[row], seed
 
     last = time.perf_counter()
-    for k, (ret, steps) in evaluate.run(next_job):
+    for k, outcome in evaluate.run(next_job):
         now = time.perf_counter()
-        yield k, float(ret), int(steps), now - last
+        ret, steps, detail = _outcome(outcome)
+        yield k, ret, steps, now - last, detail
         last = now
+
+
+def _outcome(outcome: Outcome) -> tuple[float, int, Any]:
+    """(return, steps, details or None) of what an evaluator returned."""
+    return float(outcome[0]), int(outcome[1]), outcome[2] if len(outcome) > 2 else None
 
 
 def worker_loop(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate]) -> None:
@@ -168,38 +177,17 @@ def stop_workers(comm: Comm) -> None:
 
 
 def evaluate_tasks(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate],
-                   population: np.ndarray, tasks: list[tuple[int, int]]) -> np.ndarray | None:
+                   population: np.ndarray, tasks: list[tuple[int, int]]
+                   ) -> tuple[np.ndarray, list[Any]] | None:
     """Play each task (row of ``population``, seed) once over the ranks, as a generation is played,
-    then release the workers; returns (len(tasks), 3) of (return, steps, seconds) on rank 0."""
+    then release the workers; returns on rank 0 (len(tasks), 3) of (return, steps, seconds) and
+    each task's details (see :data:`Outcome`)."""
     if not comm.is_root:
         worker_loop(comm, make_evaluate)
         return None
-    results = evaluate_all(comm, population, tasks, make_evaluate() if comm.size == 1 else None)
+    played = evaluate_all(comm, population, tasks, make_evaluate() if comm.size == 1 else None)
     stop_workers(comm)
-    return results
-
-
-class Checkpoints:
-    """The trainer's checkpoint file: strategy state, trainer state, settings and identity."""
-
-    def __init__(self, path: Path, write: Callable[[Path, bytes], None]):
-        self.path, self._write = path, write
-
-    def save(self, strategy: Strategy, state: TrainerState, settings: ESSettings, identity: dict) -> None:
-        """Write everything needed to continue, atomically (through the writer given)."""
-        blob = pickle.dumps({"format": CHECKPOINT_FORMAT, "strategy": strategy.state_dict(),
-                             "trainer": asdict(state), "settings": asdict(settings), "identity": identity})
-        self._write(self.path, blob)
-
-    def load(self) -> dict[str, Any] | None:
-        """The checkpoint's contents, or None when there is none yet."""
-        if not self.path.exists():
-            return None
-        with open(self.path, "rb") as f:
-            data = pickle.load(f)  # our own file, written by save()
-        if data.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.path}: not an ES checkpoint of this program")
-        return data
+    return played
 
 
 def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], settings: ESSettings,
@@ -221,7 +209,11 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
             details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
             raise ValueError(f"{checkpoints.path} was made with other settings ({details}); "
                              "use another run directory, or --force to continue it anyway")
-    restored = strategy_from_state(data["strategy"])
+    try:
+        restored, state = strategy_from_state(data["strategy"]), TrainerState(**data["trainer"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ValueError(f"{checkpoints.path}: a damaged checkpoint ({' '.join(str(err).split())}); "
+                         "move it away to start over, or restore a copy") from None
     shape = ("name", "popsize", "num_params")
     if any(getattr(restored, a) != getattr(fresh, a) for a in shape):
         # Not even --force can turn one strategy into another: it would keep the old one silently.
@@ -229,7 +221,7 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
         now = ", ".join(f"{a} {getattr(fresh, a)}" for a in shape)
         raise ValueError(f"{checkpoints.path} holds a strategy with {was}; this run needs {now}: use "
                          "another run directory")
-    return restored, TrainerState(**data["trainer"])
+    return restored, state
 
 
 def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: TrainerState,
@@ -240,7 +232,7 @@ def run_generation(comm: Comm, strategy: Strategy, settings: ESSettings, state: 
     popsize, k = len(population), settings.num_episode
     tasks = [(i, episode_seed(settings, popsize, state.generation, i, j))
              for i in range(popsize) for j in range(k)]
-    results = evaluate_all(comm, population, tasks, evaluate)
+    results, _ = evaluate_all(comm, population, tasks, evaluate)
     returns = results[:, 0].reshape(popsize, k)
     fitness = returns.mean(axis=1)
     strategy.tell(fitness)
@@ -261,7 +253,7 @@ def evaluate_mean(comm: Comm, strategy: Strategy, settings: ESSettings, state: T
     """Mean return of the distribution's mean over ``eval_episodes`` fresh-seeded episodes."""
     mean = strategy.result().mean[None, :]
     tasks = [(0, eval_seed(settings, state.generation, j)) for j in range(settings.eval_episodes)]
-    return float(evaluate_all(comm, mean, tasks, evaluate)[:, 0].mean())
+    return float(evaluate_all(comm, mean, tasks, evaluate)[0][:, 0].mean())
 
 
 OnRow = Callable[[GenerationRow, Strategy, TrainerState], None]
@@ -309,7 +301,7 @@ def train(comm: Comm, make_strategy: Callable[[], Strategy],
                 state.best_eval_generation = state.generation
         state.elapsed_s = row.elapsed_s
         state.history.append(asdict(row))
-        checkpoints.save(strategy, state, settings, identity)
+        checkpoints.save(strategy.state_dict(), asdict(state), asdict(settings), identity)
         on_row(row, strategy, state)
     # Only after a normal end: after an error or a signal the workers are not waiting for this,
     # and the rank's exit (MPI_Abort, or os._exit for a signal) ends the job instead.

@@ -21,6 +21,17 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class Payload:
+    """A pickled object whose unpickling creates ``marker``: the proof that a loader ran code from
+    a file (tests plant it in every kind of file a stage loads)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').close()",)
+
+
 def stage_env() -> dict[str, str]:
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", PYTHONPATH=str(ROOT))
     # A test may itself run under a launcher; the stage must not think it is one of its ranks.

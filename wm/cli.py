@@ -15,8 +15,8 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from es.mpi import exit_code_after_root_reports, launcher_rank, usage_error
-from wm.errors import WMError
+from es.mpi import Comm, exit_code_after_root_reports, launcher_rank, run_ranks, usage_error
+from wm.errors import WMError, machine_errors
 
 T = TypeVar("T")
 
@@ -89,14 +89,15 @@ def parse(
 
 
 def run_stage(name: str, parse: Callable[[], T], run: Callable[[T], Any]) -> int:
-    """A one-process stage's ``main``: bad flags exit 2, a bad input or state 1, Ctrl-C 130; each
-    with one line. ``parse`` may raise :class:`WMError` for values no run can use."""
+    """A one-process stage's ``main``: bad flags exit 2, a bad input or state (a full disk too) 1,
+    Ctrl-C 130; each with one line. ``parse`` may raise :class:`WMError` for values no run can use."""
     try:
         cfg = parse()
     except WMError as err:
         return usage_error(err)
     try:
-        run(cfg)
+        with machine_errors():
+            run(cfg)
     except WMError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -105,3 +106,14 @@ def run_stage(name: str, parse: Callable[[], T], run: Callable[[T], Any]) -> int
               file=sys.stderr)
         return 130
     return 0
+
+
+def run_rank_stage(main: Callable[[Comm], Any]) -> int:
+    """An MPI stage's ``main`` after parsing: :func:`es.mpi.run_ranks` with a bad input or state
+    and the machine's faults (a full disk, a read-only directory) on any rank as one line."""
+
+    def guarded(comm: Comm) -> None:
+        with machine_errors():
+            main(comm)
+
+    return run_ranks(guarded, clean_errors=(WMError,))

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from wm import cli
 from wm.cli import arg
-from wm.envs import ENV_NAMES
+from wm.envs import DOOM_SCENARIO_SKILL, ENV_NAMES
 from wm.policies import POLICY_NAMES
 from wm.rundir import run_env, stage_config
 
@@ -38,6 +38,12 @@ _PAPER_ES = {"generations": 1800, "popsize": 64, "num_episode": 16, "eval_every"
 _DOOM_DREAM = {"dream": True, "temperature": 1.15}
 _TINY_ES = {"generations": 2, "popsize": 4, "num_episode": 1, "eval_every": 2, "eval_episodes": 2}
 _QUICK_ES = {"generations": 3, "popsize": 8, "num_episode": 2, "eval_every": 3, "eval_episodes": 8}
+# Iterative training (wm.pipeline --rounds; Doom): after C is trained in the dream, each round plays
+# `episodes` real episodes with the best C, its parameters perturbed by N(0, sigma^2) per episode
+# (sigma as the ES's initial step size), adds them to the data set held `round_weight` times per
+# epoch, trains M `rnn_epochs` more epochs on it all and the ES `generations` more from the best C.
+# Off (0 rounds) by default until measured: the paper proposed it; RESULTS.md says what it gave.
+_DOOM_ROUNDS = {"rounds": 0, "sigma": 0.1, "round_weight": 4}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
     "doom": {
         # The original: 64 workers x 200 episodes, uniform action held 1-10 tics, 2100-tic cap;
@@ -47,6 +53,7 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "vae": {**_DOOM_VAE, "epochs": 10},
             "rnn": {**_DOOM_RNN, "epochs": 400},
             "train": {**_PAPER_ES, **_DOOM_DREAM, "generations": 300},
+            "rounds": {**_DOOM_ROUNDS, "episodes": 1000, "rnn_epochs": 40, "generations": 100},
         },
         # Sized for a 2-core machine in about 3 hours in all (measured in RESULTS.md): V one pass
         # over a third of the episodes at a higher learning rate (Doom's frames vary little); M on
@@ -58,18 +65,21 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "rnn": {**_DOOM_RNN, "epochs": 12, "batch_size": 32, "seq_len": 100},
             "train": {**_DOOM_DREAM, "generations": 120, "popsize": 32, "num_episode": 8,
                       "eval_every": 10, "eval_episodes": 128},
+            "rounds": {**_DOOM_ROUNDS, "episodes": 200, "rnn_epochs": 3, "generations": 40},
         },
         "quick": {
             "extract": {"episodes": 64, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1},
             "rnn": {**_DOOM_RNN, "epochs": 5, "seq_len": 100},
             "train": {**_QUICK_ES, **_DOOM_DREAM},
+            "rounds": {**_DOOM_ROUNDS, "episodes": 8, "rnn_epochs": 1, "generations": 3},
         },
         "tiny": {
             "extract": {"episodes": 4, "policy": "hold", "max_steps": 2100},
             "vae": {**_DOOM_VAE, "epochs": 1},
             "rnn": {**_DOOM_RNN, "epochs": 1, "seq_len": 50, "batch_size": 8},
             "train": {**_TINY_ES, **_DOOM_DREAM},
+            "rounds": {**_DOOM_ROUNDS, "episodes": 2, "rnn_epochs": 1, "generations": 2},
         },
     },
     "carracing": {
@@ -117,6 +127,17 @@ def preset_note(stage: str, field: str) -> str:
     return f" (presets: {'; '.join(parts)})" if parts else ""
 
 
+# Most episodes one command may ask for (a generation's tasks, an evaluation): far above any real
+# run (the paper's: 64 x 16 per generation, 1,024 per evaluation), and low enough that a typo such
+# as 1e9 is refused at once rather than stalling while its seeds are made.
+MAX_EPISODES = 1_000_000
+
+# The run's game: set once, when its data is made; every later stage plays it.
+DOOM_SKILL_HELP = (f"Doom: ViZDoom skill of the run's game, 1 (easiest) to 5 (nightmare), kept for the "
+                   f"whole run: V and M learn it, C is trained and scored in it (default: the scenario "
+                   f"as ViZDoom ships it, take_cover.cfg's skill {DOOM_SCENARIO_SKILL})")
+
+
 @dataclass
 class ExtractConfig:
     """Collect random-policy episodes into DIR/record/, one file per episode."""
@@ -140,12 +161,13 @@ class ExtractConfig:
         choices=POLICY_NAMES,
     )
     max_steps: int | None = arg(None, "cap on steps per episode" + preset_note("extract", "max_steps"))
+    doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
     seed: int = arg(0, "run seed; episode i is made from the seed sequence (seed, i)")
     log_every: float = arg(10.0, "seconds between progress lines")
 
 
 # The fields whose values change what the files hold: a run directory keeps them fixed.
-EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "seed")
+EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "doom_skill", "seed")
 
 
 @dataclass
@@ -202,6 +224,10 @@ class RNNTrainConfig:
     seed: int = arg(0, "seed of the weights' initialisation, the data order and the z samples")
     log_every: float = arg(10.0, "seconds between progress lines")
     fresh: bool = arg(False, "start over: move this run's earlier M outputs to RUN/rnn/previous-*/")
+    round_weight: int = arg(4, "iterative training: each epoch holds every round's episodes (played by "
+                            "trained controllers) this many times, the random data once")
+    grown_data: bool = arg(False, "iterative training: continue M's checkpoint although the data set grew "
+                           "(new rounds) or --round-weight changed since it (without it, that is refused)")
 
 
 RNN_FIXED_FIELDS = ("env", "hidden_size", "num_mixtures", "seq_len", "batch_size", "lr", "lr_decay",
@@ -241,6 +267,8 @@ class TrainConfig:
     out: str = arg("es", "directory under RUN for the ES outputs (e.g. a temperature sweep's)")
     temperature: float = arg(1.15, "--dream: temperature tau of M's sampling (the paper's best: 1.15)")
     dream_batch: int = arg(256, "--dream: dream episodes each worker steps together in one batch")
+    init_params: str = arg("", "start the strategy's mean from this controller (a JSON file with 'params', "
+                           "e.g. the previous round's best.json in iterative training) instead of zeros")
 
 
 @dataclass
@@ -265,7 +293,8 @@ def resolve_defaults(stage: str, cls: type, typed: dict[str, Any]) -> dict[str, 
     env = typed.get("env") or run_env(typed["run"]) or DEFAULT_ENV
     saved = stage_config(typed["run"], stage)
     if saved and saved.get("env") == env and "preset" not in typed and not typed.get("fresh"):
-        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force"}
+        # (one-time decisions are never carried over: --grown-data is asked for each time)
+        names = {f.name for f in dataclasses.fields(cls)} - {"run", "fresh", "force", "grown_data"}
         return {k: v for k, v in saved.items() if k in names}
     preset = typed.get("preset") or DEFAULT_PRESET
     return {"env": env, "preset": preset, **preset_values(stage, env, preset)}
@@ -299,8 +328,28 @@ class EvaluateConfig:
     dream: bool = arg(False, "play in M's dream (Doom) instead of the real game")
     temperature: float = arg(1.15, "--dream: temperature tau of M's sampling")
     max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
+    doom_skill: int | None = arg(None, "Doom: play at this ViZDoom skill (1 to 5) instead of the run's "
+                                 "own (wm.extract --doom-skill), to compare; the outputs' name then "
+                                 "ends in -skill<N>")
     envs_per_worker: int = arg(1, "real env: envs each worker steps in lockstep (V and M batched)")
     np: int = arg(0, "play on NP local worker processes: starts itself under this environment's mpirun "
                   "with NP + 1 ranks (0: this process alone, or the ranks of the mpirun that started it)")
-    name: str = arg("", "name of the outputs RUN/eval/NAME.json and .csv (default: real, random or "
+    name: str | None = arg(None, "name of the outputs RUN/eval/NAME.json and .csv (default: real, random or "
                     "dream-tau<T>, with the controller's name unless it is best)")
+
+
+@dataclass
+class PlayConfig:
+    """Iterative training: play real episodes with a trained controller, explored, into a round of the
+    data set (RUN/record/round-RR/)."""
+
+    run: str | None = arg(None, "run directory; reads RUN/vae, RUN/rnn, writes RUN/record/round-RR/",
+                          required=True)
+    round: int = arg(1, "round of iterative training (1, 2, ...): names the episodes' directory")
+    params: str = arg("", "controller: a JSON file with 'params' (the previous round's best.json)",
+                      required=True)
+    episodes: int = arg(100, "real episodes to play")
+    sigma: float = arg(0.1, "exploration: each episode plays the controller's parameters plus Gaussian "
+                       "noise of this standard deviation, drawn from (seed, round, episode); 0: none")
+    seed: int = arg(0, "run seed; episode i of round r plays the env seed and noise of (seed, 4, r, i)")
+    log_every: float = arg(10.0, "seconds between progress lines")

@@ -7,10 +7,16 @@ controller space [-1, 1]^d that the envs map to their own controls.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+def params_digest(params: np.ndarray) -> str:
+    """A short hash naming a controller's parameters (in episode meta and checkpoint identities)."""
+    return hashlib.sha256(np.asarray(params, np.float64).tobytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def load_initial_latents(run: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise WMError(f"no initial latents at {path}: run `python -m wm.series --run {run}` first")
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             mu, logvar = data["mu"].astype(np.float32), data["logvar"].astype(np.float32)
     except (OSError, ValueError, KeyError) as err:
         raise WMError(f"{path} is unreadable ({err}): run `python -m wm.series --run {run}` again") from err

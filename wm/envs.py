@@ -6,6 +6,7 @@ C, M and the random policies all speak one action space. Both run headless: no X
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
+from wm.engine_watchdog import EngineWatchdog
 from wm.errors import WMError
 
 # pygame (CarRacing's renderer) needs no screen with the dummy video driver.
@@ -29,10 +31,16 @@ FRAME_SIZE = 64
 FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
 
 CARRACING_KEEP_ROWS = 84  # rows 84..95 of CarRacing's 96x96 frame are the HUD bar
-# Doom is rendered at 160x120; keep the top 5/6 as the original kept rows 0:400 of 480.
+# Doom is rendered at 160x120 and V sees rows 0:100. take_cover.cfg draws no HUD (render_hud = false)
+# and the scenario no weapon, so rows 100:120 hold only floor and, in the last tics before a hit,
+# the bottom of the fireball (README: the game). The original's 0:400 of 480 cut gym-doom's status bar.
 DOOM_RESOLUTION = (160, 120)
 DOOM_KEEP_ROWS = 100
 DOOM_MOVE_THRESHOLD = 1.0 / 3.0
+# ViZDoom's skill levels, 1 ("I'm too young to die") to 5 ("Nightmare!"). Unset, the game is the
+# scenario as ViZDoom ships it: take_cover.cfg says doom_skill = 4 (the tests read it there).
+DOOM_SKILLS = (1, 2, 3, 4, 5)
+DOOM_SCENARIO_SKILL = 4
 
 
 def preprocess(frame: np.ndarray, keep_rows: int) -> np.ndarray:
@@ -142,29 +150,47 @@ def _working_directory(path: str) -> Iterator[None]:
         os.chdir(previous)
 
 
-class DoomTakeCoverEnv(_FrameEnv):
-    """ViZDoom's own TakeCover scenario: dodge fireballs; +1 per tic survived; 2100-tic cap."""
+def _shared_memory(game: Any) -> list[str]:
+    """The engine's files in /dev/shm (10 MiB, which only a clean close removes), named after its
+    instance id (which ViZDoom tells from 1.3.1 on; before, none are found)."""
+    instance = getattr(game, "get_instance_id", None)
+    return glob.glob(f"/dev/shm/ViZDoom*{glob.escape(instance())}") if instance else []
 
-    def __init__(self, max_steps: int = 2100):
+
+class DoomTakeCoverEnv(_FrameEnv):
+    """ViZDoom's own TakeCover scenario: dodge fireballs; +1 per tic survived; 2100-tic cap.
+
+    ``skill`` (1 to 5) overrides the scenario's difficulty; None keeps take_cover.cfg's, so that a
+    run made before the setting existed plays the same game.
+    """
+
+    def __init__(self, max_steps: int = 2100, skill: int | None = None):
         super().__init__(action_dim=1, max_steps=max_steps)
         import vizdoom as vzd
 
-        self._engine_died = vzd.ViZDoomUnexpectedExitException
+        # (an engine killed between calls is "unexpected exit"; one killed during a call, "crash")
+        self._engine_died = (vzd.ViZDoomUnexpectedExitException, vzd.ViZDoomErrorException)
         # ViZDoom writes a settings file, by default into the working directory: give it a private dir.
         self._settings_dir = tempfile.mkdtemp(prefix="wm-vizdoom-")
         game = vzd.DoomGame()
         game.load_config(os.path.join(vzd.scenarios_path, "take_cover.cfg"))
+        if skill is not None:
+            game.set_doom_skill(skill)
+        self.skill = game.get_doom_skill()  # the skill played (the cfg's when not set)
         game.set_window_visible(False)
         game.set_doom_config_path(os.path.join(self._settings_dir, "vizdoom.ini"))
         game.set_mode(vzd.Mode.PLAYER)
         game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
         game.set_episode_timeout(0)  # no game-side timeout: the cap is ours, reported as truncated
+        # Started before the engine, which then never outlives this process, however it ends.
+        self._watchdog = EngineWatchdog(self._settings_dir)
         # The engine also makes ./_vizdoom/ in its working directory (two ranks starting at once in
         # one directory race on it, and the loser crashes): start it in the private directory.
         with _ctrl_c_ignored(), _working_directory(self._settings_dir):
             game.init()
         self._game = game
+        self._watchdog.remove_too(_shared_memory(game))
         self._last = np.zeros(FRAME_SHAPE, np.uint8)
 
     def _frame(self) -> np.ndarray:
@@ -199,6 +225,7 @@ class DoomTakeCoverEnv(_FrameEnv):
         return self._last, float(reward), bool(terminated), bool(truncated), {}
 
     def close(self) -> None:
+        self._watchdog.stop()  # (the game closes its engine itself)
         super().close()
         shutil.rmtree(self._settings_dir, ignore_errors=True)
 
@@ -208,25 +235,41 @@ class EnvSpec:
     name: str
     action_dim: int
     max_steps: int
-    make: Callable[[int], _FrameEnv]
+    make: Callable[..., _FrameEnv]  # (max_steps, skill=...): skill only where ``skills`` offers it
     action_names: tuple[str, ...]  # for pictures: what each action dimension does
     fps: float  # the game's steps per second, for videos that play at its speed
     # The reward of a step that scores nothing (CarRacing: -0.1): what wm.early_stop adds for each
     # step it skips; None where an episode cannot be ended early that way (Doom).
     idle_reward: float | None = None
+    skills: tuple[int, ...] = ()  # the difficulty levels the game offers (--doom-skill); () none
 
 
 ENVS: dict[str, EnvSpec] = {
     "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0, -0.1),
     # One value: left below -1/3, right above 1/3 (DOOM_MOVE_THRESHOLD); 35 tics per second.
-    "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv, ("move",), 35.0),
+    "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv, ("move",), 35.0, skills=DOOM_SKILLS),
 }
 ENV_NAMES = list(ENVS)
 
 
-def make_env(name: str, max_steps: int | None = None) -> _FrameEnv:
-    """A fresh env by name; ``max_steps`` defaults to the env's own cap."""
+def check_skill(name: str, skill: int | None) -> None:
+    """One clear line for a skill the env cannot play (None, the game's own, always can)."""
+    if skill is None:
+        return
+    skills = ENVS[name].skills
+    if not skills:
+        raise WMError(f"--doom-skill sets Doom TakeCover's difficulty; this run is {name}, which has none")
+    if skill not in skills:
+        raise WMError(f"--doom-skill must be {skills[0]} to {skills[-1]} (ViZDoom's skill levels; the "
+                      f"scenario's own is {DOOM_SCENARIO_SKILL}), got {skill}")
+
+
+def make_env(name: str, max_steps: int | None = None, skill: int | None = None) -> _FrameEnv:
+    """A fresh env by name; ``max_steps`` defaults to the env's own cap, ``skill`` (Doom) to the
+    scenario's own difficulty."""
     if name not in ENVS:
         raise ValueError(f"unknown env {name!r}; choose from {', '.join(ENV_NAMES)}")
+    check_skill(name, skill)
     spec = ENVS[name]
-    return spec.make(spec.max_steps if max_steps is None else max_steps)
+    steps = spec.max_steps if max_steps is None else max_steps
+    return spec.make(steps) if skill is None else spec.make(steps, skill=skill)

@@ -24,14 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from es.mpi import Comm, launcher_rank_size, run_ranks, single_thread, usage_error
+from es.checkpoint import CHECKPOINT_NAME, Checkpoints
+from es.mpi import Comm, launcher_rank_size, single_thread, usage_error
 from es.strategies import strategy_from_state
-from es.trainer import Checkpoints, evaluate_tasks
-from wm import cli
-from wm.config import EvaluateConfig
+from es.trainer import evaluate_tasks
+from wm import cli, foresight
+from wm.config import MAX_EPISODES, EvaluateConfig
+from wm.envs import check_skill
 from wm.errors import WMError
-from wm.files import atomic_write, write_json
-from wm.rundir import run_env, stage_config
+from wm.files import atomic_write, check_plain_name, write_json
+from wm.rundir import make_stage_dir, run_doom_skill, run_env, stage_config
 
 EVAL_DIR = "eval"
 _EVAL_STREAM = 3  # SeedSequence stream of evaluation seeds (training uses 1 and 2)
@@ -52,10 +54,14 @@ def load_controller(run: str, params: str) -> np.ndarray:
                           "writes best.json at its first evaluation), or pass --params current")
         return _params_from_json(path)
     if params == "current":
-        data = Checkpoints(Path(run) / "es" / "checkpoint.pkl", lambda p, b: None).load()
-        if data is None:
-            raise WMError(f"no ES checkpoint in {Path(run) / 'es'}: run `python -m wm.train --run {run}`")
-        return np.asarray(strategy_from_state(data["strategy"]).result().mean, dtype=np.float64)
+        path = Path(run) / "es" / CHECKPOINT_NAME
+        try:
+            data = Checkpoints(path).load()
+            if data is None:
+                raise WMError(f"no ES checkpoint in {path.parent}: run `python -m wm.train --run {run}`")
+            return np.asarray(strategy_from_state(data["strategy"]).result().mean, dtype=np.float64)
+        except (ValueError, KeyError, TypeError) as err:
+            raise WMError(f"{path}: {' '.join(str(err).split())}") from None
     path = Path(params)
     if not path.is_file():
         raise WMError(f"--params {params}: not best, current, random or a file")
@@ -73,8 +79,14 @@ def _params_from_json(path: Path) -> np.ndarray:
 
 
 def output_name(cfg: EvaluateConfig) -> str:
+    """``--name``, else one made from the settings; a game at another skill than the run's gets its
+    own name, so a comparison never overwrites the run's scores."""
     if cfg.name:
         return cfg.name
+    return _settings_name(cfg) + (f"-skill{cfg.doom_skill}" if cfg.doom_skill is not None else "")
+
+
+def _settings_name(cfg: EvaluateConfig) -> str:
     if cfg.params == "random":
         return "random" if not cfg.dream else f"random-dream-tau{cfg.temperature:g}"
     base = "real" if not cfg.dream else f"dream-tau{cfg.temperature:g}"
@@ -84,19 +96,39 @@ def output_name(cfg: EvaluateConfig) -> str:
 
 
 class RandomEvaluate:
-    """The random data policy, seeded per episode (the baseline), in the real env or the dream."""
+    """The random data policy, seeded per episode (the baseline), in the real env or the dream;
+    seen through V and M when ``agent`` is given, for M's foresight of its deaths."""
 
-    def __init__(self, env: Any, policy: Any):
-        self.env, self.policy = env, policy
+    def __init__(self, env: Any, policy: Any, agent: Any = None):
+        self.env, self.policy, self.agent = env, policy, agent
 
-    def __call__(self, params: np.ndarray, seed: int) -> tuple[float, int]:
+    def __call__(self, params: np.ndarray, seed: int) -> tuple[float, int, Any]:
         self.policy.reset(np.random.default_rng(seed))
+        if self.agent is not None:  # (the same actions: the policy ignores what V and M see)
+            import torch
+
+            act = self.policy.act
+            return self.agent.play(self.env, lambda z, h, c: torch.from_numpy(act())[None], seed).outcome()
         self.env.reset(seed=seed)
         total, steps, done = 0.0, 0, False
         while not done:
             _, reward, terminated, truncated, _ = self.env.step(self.policy.act())
             total, steps, done = total + float(reward), steps + 1, terminated or truncated
-        return total, steps
+        return total, steps, None
+
+
+def watching_agent(run: str) -> Any:
+    """V and M to watch a policy that does not use them (the random one), when the run has an M
+    with a done head that fits its V; else None (the baseline is then measured without foresight)."""
+    from wm.models import load_world_model, rnn_path, rnn_weights
+    from wm.rollout import WorldModelAgent
+
+    try:
+        if not rnn_path(run).is_file() or not rnn_weights(run)["config"].get("with_done"):
+            return None
+        return WorldModelAgent(*load_world_model(run))
+    except WMError:
+        return None
 
 
 def make_evaluator(cfg: EvaluateConfig, env_name: str) -> Any:
@@ -115,10 +147,10 @@ def make_evaluator(cfg: EvaluateConfig, env_name: str) -> Any:
         else:
             from wm.envs import make_env
 
-            env = make_env(env_name, max_steps)
+            env = make_env(env_name, max_steps, run_doom_skill(cfg.run, cfg.doom_skill))
             atexit.register(env.close)
         policy = make_policy(random_policy(cfg.run, env_name), env.action_space.shape[0])
-        return RandomEvaluate(env, policy)
+        return RandomEvaluate(env, policy, None if cfg.dream else watching_agent(cfg.run))
     if cfg.dream:
         return DreamEvaluate.from_run(cfg.run, cfg.temperature, min(256, len(task_seeds(cfg))),
                                       max_steps or DOOM_MAX_STEPS)
@@ -126,7 +158,7 @@ def make_evaluator(cfg: EvaluateConfig, env_name: str) -> Any:
     from wm.train import make_evaluator as make_real_evaluator
 
     return make_real_evaluator(TrainConfig(run=cfg.run, env=env_name, max_steps=cfg.max_steps,
-                                           envs_per_worker=cfg.envs_per_worker))
+                                           envs_per_worker=cfg.envs_per_worker), cfg.doom_skill)
 
 
 def random_policy(run: str, env_name: str) -> str:
@@ -136,12 +168,22 @@ def random_policy(run: str, env_name: str) -> str:
 
 
 def task_seeds(cfg: EvaluateConfig) -> list[int]:
+    """The env seeds to play: ``--seeds`` as given, else ``--episodes`` made from ``--seed``."""
     if cfg.seeds:
-        try:
-            return [int(s) for s in cfg.seeds.split(",") if s.strip()]
-        except ValueError as err:
-            raise WMError(f"--seeds must be comma-separated integers, got {cfg.seeds!r}") from err
+        return _given_seeds(cfg.seeds)
     return evaluation_seeds(cfg.seed, cfg.episodes)
+
+
+def _given_seeds(text: str) -> list[int]:
+    """``--seeds``: an env takes no negative seed (gymnasium would raise deep inside a worker)."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+        valid = all(s >= 0 for s in seeds)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise WMError(f"--seeds must be comma-separated integers >= 0, got {text!r}")
+    return seeds
 
 
 def summarize(returns: np.ndarray) -> dict[str, float]:
@@ -151,8 +193,8 @@ def summarize(returns: np.ndarray) -> dict[str, float]:
 
 
 def validate_config(cfg: EvaluateConfig) -> None:
-    if cfg.episodes < 1:
-        raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
+    if not 1 <= cfg.episodes <= MAX_EPISODES:
+        raise WMError(f"--episodes must be 1 to {MAX_EPISODES:,}, got {cfg.episodes:,}")
     if not math.isfinite(cfg.temperature) or cfg.temperature <= 0:
         raise WMError(f"--temperature must be a number > 0, got {cfg.temperature}")
     if cfg.max_steps < 0 or cfg.seed < 0 or cfg.envs_per_worker < 1 or cfg.np < 0:
@@ -162,6 +204,8 @@ def validate_config(cfg: EvaluateConfig) -> None:
                       "already started the ranks")
     if not task_seeds(cfg):
         raise WMError("--seeds holds no seed")
+    if cfg.name is not None:  # (else a name made from the settings)
+        check_plain_name("--name", cfg.name)
 
 
 def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
@@ -174,8 +218,12 @@ def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
         env_name = run_env(cfg.run)
         if env_name is None:
             raise WMError(f"{cfg.run} is not a run directory (no config.json): run the pipeline first")
+        make_stage_dir(cfg.run, EVAL_DIR)  # (a read-only run is refused before playing, not after)
         if cfg.dream and env_name != "doom":
             raise WMError(f"--dream needs the Doom TakeCover pipeline; this run is {env_name}")
+        check_skill(env_name, cfg.doom_skill)
+        if cfg.dream and cfg.doom_skill is not None:
+            raise WMError("--doom-skill sets the real game's difficulty; M's dream has none")
         if cfg.dream:
             from wm.dream import check_dream_inputs
 
@@ -186,6 +234,10 @@ def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
 
         params = load_controller(cfg.run, cfg.params)
         spec = controller_spec(cfg.run)
+        if not cfg.dream:  # (the real env's workers load V with M: refuse a V retrained after M here)
+            from wm.models import world_model_digests
+
+            world_model_digests(cfg.run)
         if params.size != spec.num_params:
             raise WMError(f"the controller has {params.size} parameters but this run's C needs "
                           f"{spec.num_params}: it comes from another run")
@@ -194,38 +246,44 @@ def evaluate(cfg: EvaluateConfig, comm: Comm) -> dict[str, Any] | None:
     info = comm.on_root(set_up, (WMError,))
     env_name = info["env"]
     dummy = np.zeros(1) if info["params"] is None else np.asarray(info["params"])
-    where = "dream" if cfg.dream else "real env"
+    skill = None if cfg.dream else run_doom_skill(cfg.run, cfg.doom_skill)  # (None: the scenario's)
+    where = "dream" if cfg.dream else "real env" + (f" at skill {skill}" if skill is not None else "")
     if comm.is_root:
         who = "random policy" if cfg.params == "random" else f"controller {cfg.params}"
         print(f"[evaluate] {env_name} {where}, {who}, {len(seeds)} episodes, "
               f"{max(comm.size - 1, 1)} playing rank(s)", flush=True)
     started = time.monotonic()
-    results = evaluate_tasks(comm, lambda: make_evaluator(cfg, env_name), dummy[None, :],
-                             [(0, s) for s in seeds])
-    if results is None:
+    played = evaluate_tasks(comm, lambda: make_evaluator(cfg, env_name), dummy[None, :],
+                            [(0, s) for s in seeds])
+    if played is None:
         return None
+    results, details = played
     seconds = time.monotonic() - started
     returns = results[:, 0]
     summary = {"name": name, "env": env_name, "where": "dream" if cfg.dream else "real",
                "temperature": cfg.temperature if cfg.dream else None, "params": cfg.params,
                "episodes": len(seeds), **summarize(returns), "steps_mean": float(results[:, 1].mean()),
                "seconds": round(seconds, 3), "ranks": comm.size, "seed": cfg.seed,
-               "max_steps": cfg.max_steps, "seeds": seeds, "returns": returns.tolist()}
+               "max_steps": cfg.max_steps, "doom_skill": skill, "seeds": seeds, "returns": returns.tolist(),
+               "foresight": foresight.summarize(details)}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"{name}.json", summary)
 
     def write_csv(f: Any) -> None:
         text = io.StringIO()
         writer = csv.writer(text)
-        writer.writerow(["seed", "return", "steps"])
-        writer.writerows([s, f"{r:g}", int(n)] for s, r, n in
-                         zip(seeds, returns, results[:, 1], strict=True))
+        seen = ["died", "foreseen", "far_steps", "far_alarms"]  # (M's view of each episode, Doom)
+        writer.writerow(["seed", "return", "steps", *seen])
+        writer.writerows([s, f"{r:g}", int(n), *[(d or {}).get(k, "") for k in seen]] for s, r, n, d in
+                         zip(seeds, returns, results[:, 1], details, strict=True))
         f.write(text.getvalue().encode())
 
     atomic_write(out / f"{name}.csv", write_csv)
     print(f"[evaluate] {name}: mean {summary['mean']:.1f} +- {summary['std']:.1f} over {len(seeds)} "
           f"episodes (min {summary['min']:.0f}, median {summary['median']:.0f}, max {summary['max']:.0f}) "
           f"in {seconds:.0f}s; {out / name}.json/.csv", flush=True)
+    if summary["foresight"]:
+        print(f"[evaluate] {name}: {foresight.describe(summary['foresight'])}", flush=True)
     return summary
 
 
@@ -258,10 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(err)
     if cfg.np:
         return run_local_processes(cfg, argv)
-    def run(comm: Comm) -> None:
-        evaluate(cfg, comm)
-
-    return run_ranks(run, clean_errors=(WMError,))
+    return cli.run_rank_stage(lambda comm: evaluate(cfg, comm))
 
 
 if __name__ == "__main__":

@@ -20,14 +20,15 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from es.mpi import Comm, WorkQueue, run_ranks, single_thread, usage_error
+from es.mpi import Comm, WorkQueue, single_thread, usage_error
+from wm import cli
 from wm.config import (
     EXTRACT_DATA_FIELDS,
     ExtractConfig,
     as_dict,
     parse_stage_config,
 )
-from wm.envs import make_env
+from wm.envs import check_skill, make_env
 from wm.errors import WMError
 from wm.files import remove_stale_temps, write_json
 from wm.policies import Policy, make_policy
@@ -110,6 +111,7 @@ def validate_config(cfg: ExtractConfig) -> None:
         raise WMError(f"--episodes must be at least 1, got {cfg.episodes}")
     if cfg.max_steps is None or cfg.max_steps < 1:
         raise WMError(f"--max-steps must be at least 1, got {cfg.max_steps}")
+    check_skill(cfg.env, cfg.doom_skill)
     if cfg.seed < 0:
         raise WMError(f"--seed must be non-negative, got {cfg.seed}")
     if not math.isfinite(cfg.log_every) or cfg.log_every < 0:
@@ -120,6 +122,82 @@ def extract(cfg: ExtractConfig, comm: Comm) -> dict[str, Any]:
     """Make every missing or corrupt episode of the data set; returns the summary (on rank 0)."""
     with ExitStack() as stack:
         return _extract(cfg, comm, stack)
+
+
+# Plays episode ``index`` (calling ``on_step`` after every step) and returns it as recorded.
+Play = Callable[[int, Callable[[], None]], Episode]
+
+
+class Recorded(NamedTuple):
+    """What :func:`record_episodes` found and made (rank 0's view of every rank)."""
+
+    status: dict[int, FileStatus]  # every episode 0..count-1, all "kept" once made
+    made: int  # episodes that were missing
+    remade: int  # episodes whose file was corrupt
+    frames_made: int
+
+
+def record_episodes(comm: Comm, record: Path, count: int, expect: dict[str, Any], tag: str,
+                    log_every: float, make_player: Callable[[], tuple[Play, Callable[[], None]]]
+                    ) -> Recorded | None:
+    """Make every missing or corrupt episode 0..count-1 of ``record`` over the ranks; the
+    extraction's and the rounds' player share it. Every rank checks its share of the existing files
+    (``expect``: the meta they must have); the episodes to make are handed out as ranks become free
+    (Doom episodes last 100 to 2100 steps). ``make_player`` (called once per rank) gives the play
+    function and what closes it. Returns what was made on rank 0, None on the others."""
+    mine = list(range(comm.rank, count, comm.size))
+    status: dict[int, FileStatus] = {}
+    for part in comm.allgather(_check_existing(record, mine, expect)):
+        status.update(part)
+    todo = [i for i in range(count) if status[i].state != "kept"]
+    corrupt = {i: status[i].reason for i in todo if status[i].state == "corrupt"}
+    if comm.is_root:
+        for i, reason in sorted(corrupt.items())[:10]:
+            print(f"[{tag}] remaking episode {i}: {reason}", flush=True)
+        print(f"[{tag}] {count - len(todo)} episodes kept, {len(todo)} to make", flush=True)
+
+    play, close = make_player()
+    progress = Progress(tag, len(todo), "episodes", "frames", every=log_every)
+    made: list[tuple[int, int, float]] = []
+    queue = WorkQueue(comm, todo)
+    try:
+        while (i := queue.next()) is not None:
+            episode = play(i, queue.serve)
+            episode.meta = {**expect, "index": i, "steps": len(episode)}
+            write_episode(episode_path(record, i), episode)
+            made.append((i, len(episode), episode.total_reward))
+            for frames in comm.report(len(episode)):  # rank 0 hears of every rank's episodes
+                progress.update(done=1, count=frames)
+    except KeyboardInterrupt:
+        print(f"[{tag}] rank {comm.rank}: interrupted after {len(made)} new episodes; "
+              "run the same command again to continue", file=sys.stderr, flush=True)
+        raise
+    finally:
+        close()
+    if comm.is_root:
+        while not queue.done() or progress.done < len(todo):  # the other ranks' last episodes
+            for frames in comm.collect():
+                progress.update(done=1, count=frames)
+            time.sleep(0.01)
+    else:
+        comm.flush_reports()
+
+    made_all = [m for part in comm.allgather(made) for m in part]
+    if not comm.is_root:
+        return None
+    for i, steps, ret in made_all:
+        status[i] = FileStatus("kept", steps, ret)
+    return Recorded(status, len(todo) - len(corrupt), len(corrupt), int(sum(m[1] for m in made_all)))
+
+
+def episode_stats(status: dict[int, FileStatus]) -> dict[str, Any]:
+    """Frames, steps and returns of a set of recorded episodes, for a summary."""
+    steps = np.array([s.steps for s in status.values()])
+    returns = np.array([s.total_reward for s in status.values()])
+    return {"frames": int(steps.sum()), "steps_mean": float(steps.mean()), "steps_min": int(steps.min()),
+            "steps_max": int(steps.max()), "return_mean": float(returns.mean()),
+            "return_std": float(returns.std()), "return_min": float(returns.min()),
+            "return_max": float(returns.max())}
 
 
 def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]:
@@ -136,64 +214,21 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
 
     comm.on_root(set_up, (WMError,))
 
-    # Every rank checks its share of the existing files; all ranks then agree on what to make.
+    def make_player() -> tuple[Play, Callable[[], None]]:
+        env = make_env(cfg.env, cfg.max_steps, cfg.doom_skill)
+        policy = make_policy(cfg.policy, env.action_space.shape[0])
+        return (lambda i, on_step: run_episode(env, policy, cfg.seed, i, on_step)), env.close
+
     expect = _expected_meta(cfg)
-    mine = list(range(comm.rank, cfg.episodes, comm.size))
-    status: dict[int, FileStatus] = {}
-    for part in comm.allgather(_check_existing(record, mine, expect)):
-        status.update(part)
-    todo = [i for i in range(cfg.episodes) if status[i].state != "kept"]
-    corrupt = {i: status[i].reason for i in todo if status[i].state == "corrupt"}
-    if comm.is_root:
-        for i, reason in sorted(corrupt.items())[:10]:
-            print(f"[extract] remaking episode {i}: {reason}", flush=True)
-        print(f"[extract] {cfg.episodes - len(todo)} episodes kept, {len(todo)} to make", flush=True)
-
-    env = make_env(cfg.env, cfg.max_steps)
-    policy = make_policy(cfg.policy, env.action_space.shape[0])
-    progress = Progress("extract", len(todo), "episodes", "frames", every=cfg.log_every)
-    made: list[tuple[int, int, float]] = []
-    # Episodes are handed out as ranks become free: Doom episodes last 100 to 2100 steps.
-    queue = WorkQueue(comm, todo)
-    try:
-        while (i := queue.next()) is not None:
-            episode = run_episode(env, policy, cfg.seed, i, on_step=queue.serve)
-            episode.meta = {**expect, "index": i, "steps": len(episode)}
-            write_episode(episode_path(record, i), episode)
-            made.append((i, len(episode), episode.total_reward))
-            for frames in comm.report(len(episode)):  # rank 0 hears of every rank's episodes
-                progress.update(done=1, count=frames)
-    except KeyboardInterrupt:
-        print(f"[extract] rank {comm.rank}: interrupted after {len(made)} new episodes; "
-              "run the same command again to continue", file=sys.stderr, flush=True)
-        raise
-    finally:
-        env.close()
-    if comm.is_root:
-        while not queue.done() or progress.done < len(todo):  # the other ranks' last episodes
-            for frames in comm.collect():
-                progress.update(done=1, count=frames)
-            time.sleep(0.01)
-    else:
-        comm.flush_reports()
-
-    made_all = [m for part in comm.allgather(made) for m in part]
-    if not comm.is_root:
+    recorded = record_episodes(comm, record, cfg.episodes, expect, "extract", cfg.log_every, make_player)
+    if recorded is None:
         return {}
-    for i, steps, ret in made_all:
-        status[i] = FileStatus("kept", steps, ret)
-    steps = np.array([status[i].steps for i in range(cfg.episodes)])
-    returns = np.array([status[i].total_reward for i in range(cfg.episodes)])
     seconds = time.monotonic() - start
-    new_frames = int(sum(m[1] for m in made_all))
+    new_frames = recorded.frames_made
     summary = {
-        **expect, "episodes": cfg.episodes, "kept": cfg.episodes - len(todo),
-        "made": len(todo) - len(corrupt), "remade": len(corrupt),
-        "frames": int(steps.sum()), "frames_made": new_frames,
-        "steps_mean": float(steps.mean()), "steps_min": int(steps.min()), "steps_max": int(steps.max()),
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-        "return_min": float(returns.min()), "return_max": float(returns.max()),
-        "ranks": comm.size, "seconds": round(seconds, 3),
+        **expect, "episodes": cfg.episodes, "kept": cfg.episodes - recorded.made - recorded.remade,
+        "made": recorded.made, "remade": recorded.remade, **episode_stats(recorded.status),
+        "frames_made": new_frames, "ranks": comm.size, "seconds": round(seconds, 3),
         "frames_per_s": round(new_frames / seconds, 1),
     }
     write_json(record / SUMMARY_NAME, summary)
@@ -220,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_config(argv)
     except WMError as err:
         return usage_error(err)
-    return run_ranks(lambda comm: extract(cfg, comm) and None, clean_errors=(WMError,))
+    return cli.run_rank_stage(lambda comm: extract(cfg, comm))
 
 
 if __name__ == "__main__":

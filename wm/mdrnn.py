@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LSTMState = tuple[Tensor, Tensor]  # (h, c), each (1, B, hidden_size)
+from wm.reset_lstm import LSTMState, run_lstm
 
 # TF's LSTM cells add a constant 1.0 to the forget gate's pre-activation (forget_bias=1.0), which
 # PyTorch's LSTM has no notion of; we start PyTorch's forget-gate bias 1.0 higher instead, so a
@@ -119,28 +118,14 @@ class MDRNN(nn.Module):
         (each (B, T, z_size, K)), the done logits (B, T) or None, and the state after the last step.
         """
         x, flags = self._inputs(z, action, restart)
-        batch, steps = x.shape[:2]
         if state is None:
-            state = self.initial_state(batch)
-        h, c = state
+            state = self.initial_state(x.shape[0])
         if flags is None:
-            out, (h, c) = self.lstm(x, (h, c))
+            out, (h, c) = self.lstm(x, state)
         else:
-            # The original zeroes (h, c) step by step inside one unrolled graph. One nn.LSTM call
-            # per stretch between restarts computes the same thing far faster: split the time axis
-            # wherever any row restarts, and zero the restarting rows at each split. With no
-            # restart after t=0 (CarRacing-like data, single episodes) this is a single call.
-            splits = (torch.nonzero(flags[:, 1:].any(dim=0)).flatten() + 1).tolist()
-            outputs = []
-            for start, end in pairwise([0, *splits, steps]):
-                reset = flags[:, start].view(1, batch, 1)
-                # torch.where, not a multiplication: a NaN/inf in a finished episode's state must
-                # not leak into the next one.
-                h = torch.where(reset, torch.zeros_like(h), h)
-                c = torch.where(reset, torch.zeros_like(c), c)
-                out, (h, c) = self.lstm(x[:, start:end], (h, c))
-                outputs.append(out)
-            out = torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0]
+            # The original zeroes (h, c) step by step inside one unrolled graph; run_lstm computes
+            # the same in one LSTM call (or one loop) per window, however many rows restart in it.
+            out, (h, c) = run_lstm(self.lstm, x, flags, state)
         params, done_logit = self._head(out)
         return params, done_logit, (h, c)
 
@@ -211,6 +196,13 @@ class MDRNN(nn.Module):
         y = y.reshape(*y.shape[:-1], cfg.z_size, 3 * cfg.num_mixtures)
         logits, mu, logsigma = y.chunk(3, dim=-1)
         return MixtureParams(logits, mu, logsigma), done_logit
+
+    def death_probability(self, h: Tensor) -> Tensor:
+        """sigmoid of the done logit on states (..., hidden): the done row of the head alone, so a
+        real-env rollout can watch M's foresight of death at the cost of one dot product a step."""
+        if not self.config.with_done:
+            raise ValueError("this M has no done head")
+        return torch.sigmoid(F.linear(h, self.head.weight[:1], self.head.bias[:1])[..., 0])
 
     def _head(self, out: Tensor) -> tuple[MixtureParams, Tensor | None]:
         """LSTM outputs (B, T, hidden) -> mixture parameters and done logit, in the original layout."""

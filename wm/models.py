@@ -65,6 +65,42 @@ def rnn_weights(run: str | Path) -> dict:
     return _weights(rnn_path(run), "rnn", "rnn_train", run)
 
 
+def trained_on_vae(rnn_info: dict) -> str | None:
+    """The digest of the V whose latents M was trained on, as its weights file records it; None where
+    the file cannot say: written without one, or an agent exported before the export recorded the
+    digest of its float16 V (its "vae" is then the float32 V's, which no longer exists there)."""
+    if "exported_from" in rnn_info and "source_vae" not in rnn_info:
+        return None
+    return rnn_info.get("vae")
+
+
+def check_m_fits_v(run: str | Path, rnn_info: dict, vae: str) -> None:
+    """Refuse an M trained on the latents of another V than the run's (a V retrained after M): its
+    predictions would be of latents this V never makes, and every score would be silently wrong."""
+    trained_on = trained_on_vae(rnn_info)
+    if trained_on is not None and trained_on != vae:
+        raise WMError(f"{rnn_path(run)} was trained on another V ({trained_on}) than {vae_path(run)} "
+                      f"({vae}): re-run `python -m wm.series --run {run}` and `python -m wm.rnn_train --run "
+                      f"{run} --fresh` (then wm.train) for this V")
+
+
+def world_model_digests(run: str | Path) -> tuple[str, str]:
+    """The digests of the run's V and M, refused when M does not fit V (checked without building
+    the models: for rank 0 before workers load them)."""
+    vae = vae_digest(run)
+    rnn = rnn_weights(run)
+    check_m_fits_v(run, rnn["info"], vae)
+    return vae, weights_digest(rnn)
+
+
+def load_world_model(run: str | Path, device: torch.device | str = "cpu") -> tuple[ConvVAE, MDRNN]:
+    """The run's V and M in inference mode, refused when M does not fit V."""
+    vae, digest = load_vae(run, device)
+    mdrnn, info = load_mdrnn(run, device)
+    check_m_fits_v(run, info, digest)
+    return vae, mdrnn
+
+
 def mdrnn_config_dict(config: MDRNNConfig) -> dict:
     """M's shape as stored with its weights."""
     return dataclasses.asdict(config)

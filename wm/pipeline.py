@@ -10,6 +10,10 @@ then scored in the real game over --eval-episodes fresh episodes beside the rand
 the same seeds. Ends by writing RUN/results.json and RUN/results.md (the scores, the wall time of
 each stage from the stages' own logs, the config) and RUN/report.md, which adds the pictures: training
 curves, V's reconstructions, M's dream, the agent's episode (wm.report).
+
+Doom, ``--rounds R`` (or the preset's): R rounds of iterative training follow the first controller,
+each adding real episodes of the best controller to M's data, continuing M and the ES (wm.rounds);
+results.md and the report then show each round's real-game score, M's foresight and the dream/real gap.
 """
 
 from __future__ import annotations
@@ -29,12 +33,13 @@ from es.launch import mpirun_command
 from es.mpi import usage_error
 from wm import cli
 from wm.cli import arg
-from wm.config import PRESET_NAMES, preset_values
-from wm.envs import ENV_NAMES
+from wm.config import DOOM_SKILL_HELP, PRESET_NAMES, preset_values
+from wm.envs import ENV_NAMES, check_skill
 from wm.errors import WMError
 from wm.files import read_json
 from wm.report import ReportConfig, write_report
 from wm.results import write_results
+from wm.rundir import read_status
 
 
 @dataclass
@@ -47,6 +52,10 @@ class PipelineConfig:
                       choices=PRESET_NAMES)
     np: int = arg(0, "MPI ranks for extraction; training and evaluation use NP + 1 (0: the cores)")
     eval_episodes: int = arg(100, "real-env episodes of the final evaluation (and of the random baseline)")
+    doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
+    rounds: int | None = arg(None, "Doom: rounds of iterative training after the first controller: real "
+                             "episodes of the best C join the data, M and the ES continue (wm.rounds; "
+                             "default: the preset's, 0)")
 
 
 def evaluation_complete(path: Path, episodes: int, controller: Path | None) -> bool:
@@ -56,6 +65,19 @@ def evaluation_complete(path: Path, episodes: int, controller: Path | None) -> b
     if result.get("episodes") != episodes or result.get("seed") != 0:
         return False
     return controller is None or (controller.is_file() and path.stat().st_mtime >= controller.stat().st_mtime)
+
+
+def series_complete(run: Path) -> bool:
+    """Every episode of the data set (iterative training's rounds too) is encoded by the run's V."""
+    from wm.models import vae_digest
+    from wm.recordset import data_set
+
+    summary = read_json(run / "series" / "summary.json")
+    try:
+        return bool(summary) and summary.get("vae") == vae_digest(run) \
+            and summary.get("episodes") == len(data_set(run))
+    except WMError:
+        return False
 
 
 def _weights_info(path: Path) -> dict[str, Any] | None:
@@ -89,20 +111,14 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     def extracted() -> bool:
         summary = read_json(run / "record" / "summary.json")
         return bool(summary) and summary.get("episodes") == want["extract"]["episodes"] \
-            and summary.get("env") == env
+            and summary.get("env") == env and summary.get("doom_skill") == cfg.doom_skill
 
     def vae_done() -> bool:
         info = _weights_info(run / "vae" / "vae.pt")
         return bool(info) and info.get("epochs", 0) >= want["vae"]["epochs"]
 
     def series_done() -> bool:
-        summary = read_json(run / "series" / "summary.json")
-        if not summary or not vae_done():
-            return False
-        from wm.models import vae_digest
-
-        episodes = want["extract"]["episodes"]
-        return summary.get("vae") == vae_digest(run) and summary.get("episodes") == episodes
+        return vae_done() and series_complete(run)
 
     def rnn_done() -> bool:
         info = _weights_info(run / "rnn" / "rnn.pt")
@@ -111,7 +127,7 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
             info.get("vae") == series.get("vae")
 
     def trained() -> bool:
-        status = read_json(run / "es" / "status.json") or {}
+        status = read_status(run / "es") or {}
         return bool(status.get("finished")) and status.get("generations") == want["train"]["generations"]
 
     def evaluated(name: str) -> Callable[[], bool]:
@@ -119,8 +135,10 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
         return lambda: evaluation_complete(run / "eval" / f"{name}.json", cfg.eval_episodes, best)
 
     episodes = ["--episodes", str(cfg.eval_episodes)]
+    # The skill is set where the data is made; every later stage plays the run's own.
+    skill = [] if cfg.doom_skill is None else ["--doom-skill", str(cfg.doom_skill)]
     return [
-        Stage("extract", "wm.extract", ranks, [*base, "--env", env], extracted),
+        Stage("extract", "wm.extract", ranks, [*base, "--env", env, *skill], extracted),
         Stage("vae", "wm.vae_train", 0, base, vae_done),
         Stage("series", "wm.series", 0, ["--run", str(run)], series_done),
         Stage("rnn", "wm.rnn_train", 0, base, rnn_done),
@@ -189,6 +207,11 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     code = run_stages(stages(cfg))
     if code:
         return code
+    from wm.rounds import run_rounds  # (it builds on this module's stages)
+
+    code = run_rounds(cfg, cfg.np or os.cpu_count() or 1, run_stages)
+    if code:
+        return code
     results = write_results(cfg.run)
     print("[pipeline] drawing the report", flush=True)
     report = write_report(ReportConfig(run=cfg.run))
@@ -197,14 +220,21 @@ def run_pipeline(cfg: PipelineConfig) -> int:
           f"{real['mean']:.1f} +- {real['std']:.1f} vs random policy {random['mean']:.1f} +- "
           f"{random['std']:.1f} over {real['episodes']} episodes; {Path(cfg.run) / 'results.md'}, {report}",
           flush=True)
+    for row in results.get("rounds", [])[1:]:
+        print(f"[pipeline] round {row['round']}: real-game score {row['real']:.1f} +- {row['real_std']:.1f}",
+              flush=True)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         cfg, _ = cli.parse(PipelineConfig, argv, "python -m wm.pipeline", __doc__ or "")
-        if cfg.np < 0 or cfg.eval_episodes < 1:
-            raise WMError("--np must be >= 0 and --eval-episodes >= 1")
+        if cfg.np < 0 or cfg.eval_episodes < 1 or (cfg.rounds or 0) < 0:
+            raise WMError("--np and --rounds must be >= 0 and --eval-episodes >= 1")
+        from wm.rounds import RoundSettings
+
+        RoundSettings.of(cfg)  # (refuses rounds where there is no dream)
+        check_skill(cfg.env, cfg.doom_skill)
     except WMError as err:
         return usage_error(err)
     try:

@@ -8,6 +8,7 @@ Headless (no screen or X server needed).
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from wm.cli import arg
 from wm.envs import ENVS
 from wm.errors import WMError
 from wm.panels import compose
-from wm.rundir import run_env
+from wm.rundir import run_doom_skill, run_env
 from wm.vae import to_frames
 from wm.video import video_format, write_video
 
@@ -36,6 +37,7 @@ class RenderConfig:
     out: str = arg("", "video to write, .gif or .mp4 (default: RUN/videos/episode-seed<SEED>.gif)")
     every: int = arg(2, "keep every Nth step (smaller files); the video plays at the game's speed")
     max_steps: int = arg(0, "cap on steps (0: the env's own)")
+    doom_skill: int | None = arg(None, "Doom: play at this ViZDoom skill (1 to 5) instead of the run's own")
     fps: float = arg(0.0, "the game's steps per second (0: the env's own; Doom 35, CarRacing 50)")
     panel: int = arg(128, "height in pixels of each picture")
     colors: int = arg(96, "colours of a GIF's palette (fewer: smaller files)")
@@ -57,25 +59,25 @@ class Recording:
 
 
 def play(run: str, params_name: str, seed: int, max_steps: int = 0, every: int = 2,
-         panel: int = 128) -> Recording:
-    """Play one real-env episode with the run's controller, drawing every ``every``-th step."""
+         panel: int = 128, doom_skill: int | None = None) -> Recording:
+    """Play one real-env episode with the run's controller, drawing every ``every``-th step; in
+    the run's own game unless ``doom_skill`` asks for another."""
     from wm.envs import make_env
     from wm.evaluate import load_controller
-    from wm.models import load_mdrnn, load_vae
+    from wm.models import load_world_model
     from wm.rollout import WorldModelAgent
 
     env_name = run_env(run)
     if env_name is None:
         raise WMError(f"{run} is not a run directory (no config.json)")
     params = load_controller(run, params_name)
-    vae, _ = load_vae(run)
-    mdrnn, _ = load_mdrnn(run)
+    vae, mdrnn = load_world_model(run)
     agent = WorldModelAgent(vae, mdrnn)
     if params.size != agent.spec.num_params:
         raise WMError(f"the controller has {params.size} parameters but this run's C needs "
                       f"{agent.spec.num_params}")
     names = ENVS[env_name].action_names
-    env = make_env(env_name, max_steps or None)
+    env = make_env(env_name, max_steps or None, run_doom_skill(run, doom_skill))
     recording = Recording(env_name)
 
     def on_step(frame: np.ndarray, z: torch.Tensor, action: np.ndarray) -> None:
@@ -101,7 +103,7 @@ def render(cfg: RenderConfig) -> tuple[Path, int]:
     """Play and write the video; returns its path and the episode's length."""
     out = Path(cfg.out) if cfg.out else Path(cfg.run) / "videos" / f"episode-seed{cfg.seed}.gif"
     video_format(out)  # a wrong suffix is refused before the episode is played
-    recording = play(cfg.run, cfg.params, cfg.seed, cfg.max_steps, cfg.every, cfg.panel)
+    recording = play(cfg.run, cfg.params, cfg.seed, cfg.max_steps, cfg.every, cfg.panel, cfg.doom_skill)
     fps = (cfg.fps or ENVS[recording.env].fps) / cfg.every
     write_video(out, recording.video, fps, cfg.colors)
     return out, recording.steps
@@ -110,10 +112,10 @@ def render(cfg: RenderConfig) -> tuple[Path, int]:
 def main(argv: list[str] | None = None) -> int:
     def parse() -> RenderConfig:
         cfg, _ = cli.parse(RenderConfig, argv, "python -m wm.render", __doc__ or "")
-        if cfg.every < 1 or cfg.max_steps < 0 or cfg.fps < 0 or cfg.panel < 16 or \
-                not 2 <= cfg.colors <= 256:
-            raise WMError("--every must be >= 1, --max-steps >= 0, --fps >= 0, --panel >= 16 and "
-                          "--colors 2 to 256")
+        if cfg.seed < 0 or cfg.every < 1 or cfg.max_steps < 0 or not 0 <= cfg.fps < math.inf or \
+                cfg.panel < 16 or not 2 <= cfg.colors <= 256:
+            raise WMError("--seed must be >= 0, --every >= 1, --max-steps >= 0, --fps a number >= 0, "
+                          "--panel >= 16 and --colors 2 to 256")
         return cfg
 
     def run(cfg: RenderConfig) -> None:

@@ -27,8 +27,8 @@ from wm import cli
 from wm.cli import arg
 from wm.errors import WMError
 from wm.files import atomic_write, read_json
-from wm.results import collect, config_lines, score_lines, summary_lines, timing_lines
-from wm.rundir import stage_config
+from wm.results import collect, config_lines, dream_lines, score_lines, summary_lines, timing_lines
+from wm.rundir import make_stage_dir, stage_config
 
 REPORT_DIR = "report"
 
@@ -140,7 +140,7 @@ def videos_part(cfg: ReportConfig, run: Path, out: Path, env: str) -> tuple[list
     from wm.dream_video import dream_beside
     from wm.envs import ENVS
     from wm.evaluate import evaluation_seeds
-    from wm.models import load_mdrnn, load_vae
+    from wm.models import load_world_model
     from wm.render import Recording, play
     from wm.video import write_video
 
@@ -171,8 +171,7 @@ def videos_part(cfg: ReportConfig, run: Path, out: Path, env: str) -> tuple[list
         episode = read_episode(episode_files(run)[0])
         recording = Recording(env, frames=list(episode.obs), actions=list(episode.action))
         source = "recorded episode 0 (the random data policy)"
-    vae, _ = load_vae(run)
-    mdrnn, _ = load_mdrnn(run)
+    vae, mdrnn = load_world_model(run)
     tau = cfg.temperature or _trained_temperature(run)
     frames, death = dream_beside(vae, mdrnn, recording.frames, recording.actions, tau, seed=seed,
                                  every=cfg.every, panel=cfg.panel, action_names=spec.action_names)
@@ -190,18 +189,27 @@ def _trained_temperature(run: Path) -> float:
     return float(train.get("temperature", 1.0)) if train.get("dream") else 1.0
 
 
+def check_world_model(run: Path) -> None:
+    """Refuse a run whose M was trained on another V (a V retrained after M) before drawing: its
+    pictures and videos would mix two world models. A run without V or M yet is reported as it is."""
+    from wm.models import rnn_path, vae_path, world_model_digests
+
+    if vae_path(run).is_file() and rnn_path(run).is_file():
+        world_model_digests(run)
+
+
 def report_markdown(cfg: ReportConfig) -> str:
     """Draw every picture into RUN/report/ and return report.md's text."""
     run = Path(cfg.run)
+    check_world_model(run)
     results = collect(run)
     env = results["env"]
-    out = run / REPORT_DIR
-    out.mkdir(exist_ok=True)
+    out = make_stage_dir(run, REPORT_DIR)  # (a read-only run: one line, before any drawing)
     threshold = (results["paper"] or {}).get("solved")
     data = results["data"]
     lines = [f"# Report: {run} ({env})", "", f"Written {time.strftime('%Y-%m-%d %H:%M')} by "
              f"`python -m wm.report --run {run}`.", "", *summary_lines(results),
-             "## Scores", "", *score_lines(results), "",
+             "## Scores", "", *score_lines(results), "", *dream_lines(results),
              "## C: evolution strategy", "",
              *_try("training curves", lambda: training_part(run, out, threshold)), ""]
     if cfg.videos:
@@ -234,8 +242,10 @@ def write_report(cfg: ReportConfig) -> Path:
 def main(argv: list[str] | None = None) -> int:
     def parse() -> ReportConfig:
         cfg, _ = cli.parse(ReportConfig, argv, "python -m wm.report", __doc__ or "")
-        if cfg.temperature < 0 or cfg.every < 1 or cfg.panel < 16 or cfg.max_steps < -1:
-            raise WMError("--temperature must be >= 0, --every >= 1, --panel >= 16 and --max-steps >= -1")
+        if not 0 <= cfg.temperature < math.inf or cfg.every < 1 or cfg.panel < 16 or \
+                cfg.seed < -1 or cfg.max_steps < -1:
+            raise WMError("--temperature must be a number >= 0, --every >= 1, --panel >= 16, and --seed "
+                          "and --max-steps >= -1")
         return cfg
 
     def run(cfg: ReportConfig) -> None:

@@ -48,7 +48,14 @@ def stage_seconds(run: Path) -> dict[str, float | None]:
         "train": _last_csv_value(run / "es" / "history.csv", "elapsed_s"),
         "evaluate": field(run / "eval" / "real.json", "seconds"),
         "random": field(run / "eval" / "random.json", "seconds"),
+        **_round_seconds(run),
     }
+
+
+def _round_seconds(run: Path) -> dict[str, float | None]:
+    """Iterative training's rounds, each as one entry (from the mark of its completion)."""
+    marks = [read_json(path) or {} for path in sorted((run / "rounds").glob("round-*.json"))]
+    return {f"round {m['round']}": m.get("seconds") for m in marks if "round" in m}
 
 
 def collect(run: str | Path) -> dict[str, Any]:
@@ -63,12 +70,13 @@ def collect(run: str | Path) -> dict[str, Any]:
         data = read_json(path)
         if data and "mean" in data:
             keys = ("where", "temperature", "params", "episodes", "mean", "std", "min", "median", "max",
-                    "seconds")
+                    "seconds", "foresight")
             scores[path.stem] = {k: data.get(k) for k in keys}
     best = read_json(run / "es" / "best.json")
     data = read_json(run / "record" / "summary.json") or {}
     seconds = stage_seconds(run)
-    return {
+    rounds = round_rows(run, scores)
+    return {"rounds": rounds,
         "run": str(run), "env": env, "scores": scores,
         "training_best": None if best is None else {"score": best.get("score"),
                                                      "generation": best.get("generation")},
@@ -90,6 +98,99 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "not run"
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def dream_lines(results: dict[str, Any]) -> list[str]:
+    """Can the dream be trusted: M's foresight of real deaths, per policy, and the controller's
+    dream score beside its real one (empty for a run without them, e.g. CarRacing)."""
+    seen = {name: s["foresight"] for name, s in results["scores"].items()
+            if s.get("where") == "real" and s.get("foresight")}
+    if not seen:
+        return []
+    k, far = next(iter(seen.values()))["foresight_steps"], next(iter(seen.values()))["far"]
+    lines = ["## Can the dream be trusted?", "",
+             f"Along real-game episodes (M fed the real frames through V), a death is *foreseen* when M's "
+             f"death probability passes 0.5 within its last {k} steps; a *false alarm* is a step at least "
+             f"{far} steps before the episode's end where it does (the dream would have ended there).", "",
+             "| policy (evaluation) | episodes | deaths | foreseen | false alarms per far step |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, f in seen.items():
+        share = f["foreseen_fraction"]
+        fraction = "-" if share is None else f"{f['foreseen']} ({share:.0%})"
+        rate = "-" if f["false_alarm_rate"] is None else f"{f['false_alarm_rate']:.2%}"
+        lines.append(f"| {name} | {f['episodes']} | {f['deaths']} | {fraction} | {rate} |")
+    gap = dream_gap(results)
+    if gap:
+        lines += ["", f"The controller scored **{gap['dream']:.1f}** in M's dream "
+                  f"(tau {gap['temperature']:g}, {gap['source']}) and **{gap['real']:.1f}** in the real "
+                  f"game: the dream score is {gap['ratio']:.2f}x the real one."]
+    return lines + ["", *round_lines(results)]
+
+
+def round_rows(run: Path, scores: dict[str, Any]) -> list[dict[str, Any]]:
+    """Iterative training, per round (0: the pipeline's first controller): the real-game score of
+    the round's C, its best dream score during training, M's foresight of its deaths and of the
+    random policy's; empty for a run without rounds."""
+    from wm.rounds import es_dir, eval_names
+
+    rows = []
+    for r in range(1000):
+        real_name, random_name = eval_names(r)
+        real, random = scores.get(real_name), scores.get(random_name) or {}
+        if real is None:
+            break
+        best = read_json(run / es_dir(r) / "best.json") or {}
+        dream = best.get("score")
+        ratio = dream / real["mean"] if dream is not None and real["mean"] else None
+        rows.append({"round": r, "real": real["mean"], "real_std": real["std"], "episodes": real["episodes"],
+                     "dream": dream, "ratio": ratio,
+                     "foresight": real.get("foresight"), "random_foresight": random.get("foresight")})
+    return rows if len(rows) > 1 else []
+
+
+def round_lines(results: dict[str, Any]) -> list[str]:
+    """The table of iterative training's rounds (empty without rounds)."""
+    rows = results.get("rounds") or []
+    if not rows:
+        return []
+
+    def seen(f: dict[str, Any] | None) -> str:
+        if not f or f.get("foreseen_fraction") is None:
+            return "-"
+        alarms = "-" if f.get("false_alarm_rate") is None else f"{f['false_alarm_rate']:.2%}"
+        return f"{f['foreseen']}/{f['deaths']} ({f['foreseen_fraction']:.0%}), {alarms}"
+
+    lines = ["## Iterative training", "",
+             "Round 0 is the controller trained in the first dream; each later round added real episodes "
+             "of the previous round's best controller (explored) to M's data, continued M on it all and "
+             "the ES in the new dream. Foresight: deaths M foresaw, and false alarms per far step, along "
+             "the round's real-game evaluations (M of that round).", "",
+             "| round | real-game score | dream score | dream / real | M foresees C's deaths | "
+             "M foresees the random policy's |", "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        dream = "-" if row["dream"] is None else f"{row['dream']:.1f}"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        lines.append(f"| {row['round']} | **{row['real']:.1f} +- {row['real_std']:.1f}** "
+                     f"({row['episodes']}) | {dream} | {ratio} | {seen(row['foresight'])} | "
+                     f"{seen(row['random_foresight'])} |")
+    return lines + [""]
+
+
+def dream_gap(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The trained controller's dream score (its best evaluation during training in the dream, or
+    an evaluation in the dream at the training temperature) beside its real-game score."""
+    train = results["config"].get("train", {})
+    real = results["scores"].get("real")
+    if not (train.get("dream") and real):
+        return None
+    temperature = train.get("temperature")
+    dream = results["scores"].get(f"dream-tau{temperature:g}")
+    score = dream["mean"] if dream else (results["training_best"] or {}).get("score")
+    if score is None:
+        return None
+    source = (f"eval/dream-tau{temperature:g}" if dream else "its best evaluation during training")
+    return {"dream": score, "real": real["mean"], "temperature": temperature, "source": source,
+            "ratio": score / real["mean"] if real["mean"] else float("inf")}
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
@@ -132,8 +233,8 @@ def markdown(results: dict[str, Any]) -> str:
     """results.md's text."""
     data = results["data"]
     lines = [f"# Results: {results['run']} ({results['env']})", "", *summary_lines(results),
-             "## Scores", "", *score_lines(results),
-             "", "## Data", "", f"{data['episodes']} episodes, {data['frames']} frames.",
+             "## Scores", "", *score_lines(results), "", *dream_lines(results),
+             "## Data", "", f"{data['episodes']} episodes, {data['frames']} frames.",
              "", "## Wall time per stage", "", *timing_lines(results),
              "", "## Config", "", *config_lines(results), ""]
     return "\n".join(lines)

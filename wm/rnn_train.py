@@ -11,6 +11,11 @@ sees the same latents twice. Two ways of batching, as the original's two models:
 - CarRacing: each batch holds ``batch_size`` random windows of ``seq_len`` + 1 steps.
 Gradients are clipped to +-``grad_clip`` entry by entry. Checkpoint after every epoch; re-running the
 same command resumes; ``--fresh`` starts over. Writes RUN/rnn/rnn.pt, metrics.csv and TensorBoard.
+
+Iterative training: the data set grows by rounds of episodes played by trained controllers
+(wm.play), each held ``round_weight`` times per epoch. The checkpoint names its data set (episodes
+and weight), so continuing it on a grown one needs ``--grown-data`` (with more ``--epochs``): M keeps
+its weights, optimizer and learning-rate schedule and trains on the whole set.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from wm.config import RNN_FIXED_FIELDS, RNNTrainConfig, as_dict, parse_stage_con
 from wm.errors import WMError
 from wm.mdrnn import MDRNN, MDRNNConfig, done_loss, mixture_nll
 from wm.models import mdrnn_config_dict, vae_digest
-from wm.rundir import locked, make_stage_dir, move_aside, save_stage_config
+from wm.recordset import data_digest, data_set
+from wm.rundir import locked, make_stage_dir, start_stage
 from wm.series import load_series
 from wm.training import Training, pick_device, save_weights, train
 
@@ -102,6 +108,13 @@ def window_batches(series: list[dict[str, Any]], batch_size: int, seq_len: int, 
         yield {"first": True, "mu": mu, "logvar": logvar, "action": action, "valid": valid}
 
 
+def weighted(series: list[dict[str, Any]], round_weight: int) -> list[dict[str, Any]]:
+    """The rounds' episodes ``round_weight`` times (the same arrays, not copies), extraction's once:
+    a round of ~100 controller episodes beside ~2,000 random ones would otherwise be a few percent of
+    M's steps, while they hold the states where the controller found M blind."""
+    return series + [s for s in series if s["round"]] * (round_weight - 1)
+
+
 def validate_config(cfg: RNNTrainConfig) -> None:
     """One clear error for values no training can run with."""
     positive = {"epochs": cfg.epochs, "seq_len": cfg.seq_len, "batch_size": cfg.batch_size,
@@ -123,21 +136,24 @@ def validate_config(cfg: RNNTrainConfig) -> None:
         raise WMError(f"--lr-min ({cfg.lr_min}) must not exceed --lr ({cfg.lr})")
     if cfg.threads < 0:
         raise WMError(f"--threads must be >= 0, got {cfg.threads}")
+    if cfg.round_weight < 1:
+        raise WMError(f"--round-weight must be at least 1, got {cfg.round_weight}")
 
 
 def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
     """Train (or continue training) M on the run's series; returns a summary."""
     device = pick_device(cfg.device, cfg.threads)
-    series = load_series(cfg.run)
+    series = weighted(load_series(cfg.run), cfg.round_weight)
     digest = vae_digest(cfg.run)
+    episodes = data_set(cfg.run)
+    data = data_digest(episodes, cfg.round_weight)
+    rounds = sorted({e.round for e in episodes} - {0})
     with_done = cfg.env == "doom"
     mconfig = MDRNNConfig(z_size=int(series[0]["mu"].shape[1]), action_size=int(series[0]["action"].shape[1]),
                           hidden_size=cfg.hidden_size, num_mixtures=cfg.num_mixtures, with_done=with_done)
     out = make_stage_dir(cfg.run, RNN_DIR)
     with locked(out):
-        if cfg.fresh and (moved := move_aside(out)):
-            print(f"[rnn] --fresh: earlier outputs moved to {moved}", flush=True)
-        save_stage_config(cfg.run, "rnn", as_dict(cfg), () if cfg.fresh else RNN_FIXED_FIELDS)
+        start_stage(cfg.run, "rnn", out, as_dict(cfg), RNN_FIXED_FIELDS, cfg.fresh)
         torch.manual_seed(cfg.seed)
         model = MDRNN(mconfig).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -151,8 +167,10 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         if with_done and streams < cfg.batch_size:
             print(f"[rnn] only {frames} steps of data: {streams} streams instead of {cfg.batch_size}",
                   flush=True)
-        print(f"[rnn] {len(series)} episodes, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs on {device}",
-              flush=True)
+        shown = (f" ({len(episodes)} episodes, rounds {rounds} x {cfg.round_weight}; data set {data})"
+                 if rounds else "")
+        print(f"[rnn] {len(series)} episodes{shown}, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs on "
+              f"{device}", flush=True)
         carried: dict[str, Any] = {"state": None}
         if with_done:
             per_stream = frames // streams
@@ -187,13 +205,15 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
 
         def end_of_epoch(epoch: int) -> None:
             save_weights(out / WEIGHTS_NAME, "rnn", mdrnn_config_dict(mconfig), model, epochs=epoch,
-                         vae=digest, env=cfg.env)
+                         vae=digest, env=cfg.env, data=data, rounds=rounds)
 
         summary = train(Training(
             name="rnn", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
             batches=batches, step=step, samples=lambda b: len(b["mu"]), sample_unit="sequences",
             end_of_epoch=end_of_epoch, scheduler=scheduler, log_every=cfg.log_every,
-            identity={"vae": digest}, steps_per_epoch=steps_per_epoch,
+            # (the data set is named once rounds exist: checkpoints from before them still continue)
+            identity={"vae": digest, **({"data": data} if rounds else {})}, steps_per_epoch=steps_per_epoch,
+            may_change={"data": (cfg.grown_data, "--grown-data")},
         ))
     print(f"[rnn] weights: {out / WEIGHTS_NAME}", flush=True)
     return summary

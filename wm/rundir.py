@@ -14,16 +14,29 @@ from pathlib import Path
 from typing import Any
 
 from wm.errors import WMError
-from wm.files import write_json
+from wm.files import read_json, write_json
 
 CONFIG_NAME = "config.json"
 CONFIG_VERSION = 1
+LOCK_NAME = ".lock"  # held by the stage writing a directory (see locked)
+STATUS_NAME = "status.json"  # how a training stage ended, or that it runs (see read_status)
+_LOCK_TRIES = 10  # 0.05 s apart
+CONFIG_LOCK = ".config.lock"  # held while config.json is read and written back (see config_locked)
 
 
 def run_env(run: str | Path) -> str | None:
     """The env a run directory was made for, or None for a new run."""
     config = load_config(run)
     return config.get("env") if config else None
+
+
+def run_doom_skill(run: str | Path, asked: int | None = None) -> int | None:
+    """The Doom skill to play: ``asked`` (a stage's --doom-skill) if given, else the skill the
+    run's data was made at (``wm.extract --doom-skill``); None: the scenario's own. Every stage
+    that starts the game asks here, so a run's agent is scored in the game it learned."""
+    if asked is not None:
+        return asked
+    return (stage_config(run, "extract") or {}).get("doom_skill")
 
 
 def load_config(run: str | Path) -> dict[str, Any] | None:
@@ -48,17 +61,59 @@ def stage_config(run: str | Path, stage: str) -> dict[str, Any] | None:
 
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold ``DIRECTORY/.lock`` exclusively, so that two jobs never write one directory at once."""
-    path = directory / ".lock"
+    """Hold ``DIRECTORY/.lock`` exclusively, so that two jobs never write one directory at once.
+
+    The kernel drops the lock when the process ends in any way (SIGKILL included), which is how
+    :func:`read_status` tells a live job from a dead one."""
+    path = directory / LOCK_NAME
     with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise WMError(f"{directory} is in use by another job (it holds {path}); wait or stop it") from err
+        for attempt in range(_LOCK_TRIES):  # (a reader's probe holds it for an instant)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as err:
+                if attempt == _LOCK_TRIES - 1:
+                    raise WMError(f"{directory} is in use by another job (it holds {path}); wait or stop "
+                                  "it") from err
+                time.sleep(0.05)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def in_use(directory: Path) -> bool:
+    """Whether a stage holds ``DIRECTORY/.lock`` now (see :func:`locked`); takes no lock itself
+    beyond an instant, and creates nothing."""
+    try:
+        handle = open(directory / LOCK_NAME)
+    except FileNotFoundError:
+        return False
+    except OSError:  # (unreadable: cannot tell, so believe what the status says)
+        return True
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def read_status(directory: str | Path) -> dict[str, Any] | None:
+    """A training stage's ``DIRECTORY/status.json`` (None if absent or unreadable), with a stale
+    "running" reported as ``"state": "died"``.
+
+    A job killed with SIGKILL, or lost with its node, cannot write how it ended, so its status says
+    "running" forever; but its lock went with it. Read status.json through this, never directly.
+    """
+    directory = Path(directory)
+    status = read_json(directory / STATUS_NAME)
+    if not isinstance(status, dict):
+        return None
+    if status.get("state") == "running" and not in_use(directory):
+        status = {**status, "state": "died", "finished": False}
+    return status
 
 
 def make_stage_dir(run: str | Path, stage_dir: str) -> Path:
@@ -78,10 +133,26 @@ def make_stage_dir(run: str | Path, stage_dir: str) -> Path:
     return run / stage_dir
 
 
-def save_stage_config(
+@contextmanager
+def config_locked(run: str | Path) -> Iterator[None]:
+    """Hold ``RUN/.config.lock`` while config.json is read, changed and written back: stages of one
+    run may start at once (a sweep's trainings, two stages started by hand), and none may lose
+    another's entry. It waits rather than fails: the lock is held for milliseconds."""
+    path = Path(run) / CONFIG_LOCK
+    try:
+        handle = open(path, "a")
+    except OSError as err:
+        raise WMError(f"--run {run}: cannot lock {path} ({err.strerror})") from err
+    with handle:  # (closing it releases the lock, also when the process dies)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _updated_config(
     run: str | Path, stage: str, values: dict[str, Any], fixed: tuple[str, ...]
-) -> None:
-    """Record a stage's config in RUN/config.json, refusing changes to its ``fixed`` fields.
+) -> dict[str, Any]:
+    """RUN/config.json with ``stage``'s entry set to ``values``, refusing changes to its ``fixed``
+    fields (nothing is written here).
 
     A run directory holds one data set: re-running a stage with other values for the fields that
     shape its output would mix two data sets, so that is an error naming the field.
@@ -103,7 +174,36 @@ def save_stage_config(
                     "(training stages), or use another --run directory"
                 )
     config["stages"][stage] = values
-    write_json(path, config)
+    return config
+
+
+def check_stage_config(
+    run: str | Path, stage: str, values: dict[str, Any], fixed: tuple[str, ...]
+) -> None:
+    """Refuse what :func:`save_stage_config` would refuse, writing nothing: for a stage whose checks
+    must all pass before it changes anything."""
+    _updated_config(run, stage, values, fixed)
+
+
+def save_stage_config(
+    run: str | Path, stage: str, values: dict[str, Any], fixed: tuple[str, ...]
+) -> None:
+    """Record a stage's config in RUN/config.json, refusing changes to its ``fixed`` fields; under
+    the run's config lock, so stages saving at once keep each other's entries."""
+    with config_locked(run):
+        write_json(Path(run) / CONFIG_NAME, _updated_config(run, stage, values, fixed))
+
+
+def start_stage(run: str | Path, stage: str, out: Path, values: dict[str, Any], fixed: tuple[str, ...],
+                fresh: bool) -> None:
+    """Record a training stage's config and, with ``--fresh``, move its earlier outputs aside
+    (``fixed`` fields may then change). Every check comes before the move, so a refused command
+    leaves the run as it was; call it after the stage's own checks, just before it writes."""
+    fixed = () if fresh else fixed
+    check_stage_config(run, stage, values, fixed)
+    if fresh and (moved := move_aside(out)):
+        print(f"[{stage}] --fresh: earlier outputs moved to {moved}", flush=True)
+    save_stage_config(run, stage, values, fixed)
 
 
 def move_aside(directory: Path) -> Path | None:

@@ -4,8 +4,10 @@
 
 One file per episode, ``series/episode_NNNNNN.npz``: ``mu`` and ``logvar`` (float32 (T, z)) with the
 episode's ``action``, ``reward``, ``terminated`` and ``truncated``, and ``meta`` naming the V that
-encoded it (a hash of vae.pt). Also ``series/initial_z.npz``: the first frame's mu and logvar of every
-episode, from which dreams start. One episode is in memory at a time; re-running keeps episodes
+encoded it (a hash of vae.pt); the episodes of iterative training's rounds (RUN/record/round-RR/)
+go to ``series/round-RR/``. Also ``series/initial_z.npz``: the first frame's mu and logvar of every
+episode of the data set (rounds included: every real episode starts where the game does), from which
+dreams start. One episode is in memory at a time; re-running keeps episodes
 already encoded by the same V and (re)does the rest, so a new V means a fresh series.
 """
 
@@ -28,7 +30,7 @@ from wm.files import atomic_write, remove_stale_temps, write_json
 from wm.models import load_vae, vae_digest, vae_path
 from wm.progress import Progress
 from wm.record import read_episode
-from wm.recordset import episode_files
+from wm.recordset import RECORD_DIR, DataEpisode, data_set
 from wm.rundir import locked, make_stage_dir, stage_config
 from wm.training import pick_device
 from wm.vae import ConvVAE, to_tensor
@@ -41,6 +43,11 @@ KEYS = ("mu", "logvar", "action", "reward", "terminated", "truncated", "meta")
 def series_path(run: str | Path, index: int) -> Path:
     """Where episode ``index``'s series lives."""
     return Path(run) / SERIES_DIR / f"episode_{index:06d}.npz"
+
+
+def series_file(run: str | Path, episode: DataEpisode) -> Path:
+    """Where a data-set episode's series lives: its path under RUN/record/, under RUN/series/."""
+    return Path(run) / SERIES_DIR / episode.path.relative_to(Path(run) / RECORD_DIR)
 
 
 def read_series(path: Path, vae_digest: str | None = None) -> dict[str, Any]:
@@ -88,51 +95,62 @@ def _is_current(path: Path, digest: str) -> bool:
 def make_series(cfg: SeriesConfig) -> dict[str, Any]:
     """Encode every episode not yet encoded by the current V; returns a summary."""
     device = pick_device(cfg.device, cfg.threads)
-    paths = episode_files(cfg.run)
+    episodes = data_set(cfg.run)
+    files = [series_file(cfg.run, e) for e in episodes]
     model, digest = load_vae(cfg.run, device)
     out = make_stage_dir(cfg.run, SERIES_DIR)
     start = time.monotonic()
     with locked(out):
         remove_stale_temps(out)
-        todo = [i for i in range(len(paths)) if not _is_current(series_path(cfg.run, i), digest)]
-        print(f"[series] V {digest}: {len(paths) - len(todo)} episodes already encoded, "
+        todo = [i for i in range(len(files)) if not _is_current(files[i], digest)]
+        print(f"[series] V {digest}: {len(files) - len(todo)} episodes already encoded, "
               f"{len(todo)} to encode", flush=True)
         progress = Progress("series", len(todo), "episodes", "frames", every=cfg.log_every)
         for i in todo:
-            ep = read_episode(paths[i])
+            ep = read_episode(episodes[i].path)
             mu, logvar = encode(model, ep.obs, cfg.batch_size, device)
             arrays = {"mu": mu, "logvar": logvar, "action": ep.action, "reward": ep.reward,
                       "terminated": ep.terminated, "truncated": ep.truncated,
                       "meta": np.array(json.dumps({"format_version": FORMAT_VERSION, "vae": digest,
-                                                   "index": i, "env": ep.meta.get("env")}))}
-            atomic_write(series_path(cfg.run, i), lambda f, a=arrays: np.savez(f, **a))
+                                                   "index": ep.meta.get("index", i),
+                                                   "round": episodes[i].round, "env": ep.meta.get("env")}))}
+            files[i].parent.mkdir(exist_ok=True)  # (series/round-RR/)
+            atomic_write(files[i], lambda f, a=arrays: np.savez(f, **a))
             progress.update(done=1, count=len(ep))
         initial_mu, initial_logvar, lengths = [], [], []
-        for i in range(len(paths)):
-            series = read_series(series_path(cfg.run, i), digest)
+        for path in files:
+            series = read_series(path, digest)
             initial_mu.append(series["mu"][0])
             initial_logvar.append(series["logvar"][0])
             lengths.append(len(series["mu"]))
         atomic_write(out / "initial_z.npz", lambda f: np.savez(
             f, mu=np.stack(initial_mu), logvar=np.stack(initial_logvar)))
         seconds = time.monotonic() - start
-        summary = {"episodes": len(paths), "encoded": len(todo), "frames": int(sum(lengths)),
-                   "vae": digest, "z_size": int(initial_mu[0].shape[0]), "seconds": round(seconds, 3),
+        rounds = sorted({e.round for e in episodes} - {0})
+        summary = {"episodes": len(files), "rounds": rounds, "encoded": len(todo),
+                   "frames": int(sum(lengths)), "vae": digest, "z_size": int(initial_mu[0].shape[0]),
+                   "seconds": round(seconds, 3),
                    "frames_per_s": round(progress.count / max(seconds, 1e-9), 1)}
         write_json(out / "summary.json", summary)
-    print(f"[series] done: {out} holds {len(paths)} episodes, {summary['frames']:,} frames, z "
-          f"{summary['z_size']}; encoded {progress.count:,} frames at {summary['frames_per_s']:,.0f}/s; "
-          f"initial latents in {out / 'initial_z.npz'}", flush=True)
+    print(f"[series] done: {out} holds {len(files)} episodes (rounds: {rounds or 'none'}), "
+          f"{summary['frames']:,} frames, z {summary['z_size']}; encoded {progress.count:,} frames at "
+          f"{summary['frames_per_s']:,.0f}/s; initial latents in {out / 'initial_z.npz'}", flush=True)
     return summary
 
 
 def load_series(run: str | Path) -> list[dict[str, Any]]:
-    """Every episode's series, checked against the run's current V (for M training)."""
+    """Every data-set episode's series (rounds included, each with its "round": 0 for extraction's),
+    checked against the run's current V (for M training)."""
     saved = stage_config(run, "extract")
     if not saved or not (Path(run) / SERIES_DIR / "summary.json").is_file():
         raise WMError(f"no series in {Path(run) / SERIES_DIR}: run `python -m wm.series --run {run}` first")
     digest = vae_digest(run)  # (one clear error when there is no V)
-    return [read_series(series_path(run, i), digest) for i in range(int(saved["episodes"]))]
+    episodes = data_set(run)
+    missing = [e for e in episodes if not series_file(run, e).is_file()]
+    if missing:
+        raise WMError(f"{len(missing)} episodes of the data set are not encoded yet (first: "
+                      f"{missing[0].path}): run `python -m wm.series --run {run}`")
+    return [{**read_series(series_file(run, e), digest), "round": e.round} for e in episodes]
 
 
 def validate_config(cfg: SeriesConfig) -> None:

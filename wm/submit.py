@@ -24,8 +24,8 @@ from pathlib import Path
 
 from wm import cli
 from wm.cli import arg
-from wm.config import PRESET_NAMES
-from wm.envs import ENV_NAMES
+from wm.config import DOOM_SKILL_HELP, PRESET_NAMES
+from wm.envs import ENV_NAMES, check_skill
 from wm.errors import WMError
 from wm.files import write_json
 from wm.pipeline import PipelineConfig, stages
@@ -59,6 +59,7 @@ class SubmitConfig:
     cpus: int = arg(0, "CPU cores for V, series and M (--cpus-per-task; 0: Slurm's default)")
     train_args: str = arg("", "extra flags for wm.train, e.g. --train-args='--generations 500'")
     eval_episodes: int = arg(100, "episodes of the final evaluation and of the random baseline")
+    doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
     sbatch_arg: str = arg("", "more sbatch flags for every job, e.g. --sbatch-arg='--mail-type=END'")
     sbatch: str = arg("sbatch", "the sbatch command")
     dry_run: bool = arg(False, "print the sbatch commands without submitting")
@@ -89,7 +90,7 @@ def plan(cfg: SubmitConfig) -> list[Job]:
     """The jobs still to run, in order, with their resources (dependencies are added at submission)."""
     run = Path(cfg.run)
     pipeline = PipelineConfig(run=str(run), env=cfg.env, preset=cfg.preset, np=cfg.ntasks,
-                              eval_episodes=cfg.eval_episodes)
+                              eval_episodes=cfg.eval_episodes, doom_skill=cfg.doom_skill)
     site = [f"--{flag}={value}" for flag, value in (("partition", cfg.partition), ("account", cfg.account),
                                                      ("qos", cfg.qos)) if value]
     site += shlex.split(cfg.sbatch_arg)
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             raise WMError(f"--gpus must be auto or a number, got {cfg.gpus!r}")
         if cfg.cpus < 0 or cfg.eval_episodes < 1:
             raise WMError("--cpus must be >= 0 and --eval-episodes >= 1")
+        check_skill(cfg.env, cfg.doom_skill)
         cfg.run = os.path.abspath(cfg.run)  # jobs start in the project directory, not here
         return cfg
 

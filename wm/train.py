@@ -4,11 +4,13 @@
 
 Rank 0 runs the strategy (CMA-ES, PEPG, OpenES or a GA) and hands out (candidate, episode) tasks;
 ranks 1..N-1 each load V and M once (CPU, one thread) and play episodes in the real env with the
-candidate controller. Writes RUN/es/: checkpoint.pkl (after every generation; running the same
+candidate controller. Writes RUN/es/: checkpoint.npz (after every generation; running the same
 command again continues from it, raising --generations extends a run), history.csv and
 history.jsonl (one row per generation), TensorBoard scalars, best.json: the best evaluated mean
 parameters with their score (the mean is evaluated every --eval-every generations on
---eval-episodes fresh episodes), and status.json: {"finished": true} once all generations are done.
+--eval-episodes fresh episodes), and status.json: "state" running, then finished ({"finished": true}
+once all generations are done), interrupted, or failed (with the error line); a job killed outright
+cannot say so, and wm.rundir.read_status reports its stale "running" as "died".
 SIGINT or SIGTERM (Ctrl-C, mpirun, a scheduler's time limit) stops every rank at once; the
 checkpoint of the last finished generation is kept and status.json says "interrupted": run the
 same command again to continue. Exit status: 0 done, 1 bad input or failure, 130 interrupted
@@ -23,22 +25,26 @@ import io
 import json
 import math
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from es.mpi import Comm, run_ranks, single_thread, usage_error
+import numpy as np
+
+from es.base import MAX_POPSIZE
+from es.checkpoint import CHECKPOINT_NAME, Checkpoints
+from es.mpi import AllRanksError, Comm, single_thread, usage_error
 from es.strategies import Strategy, make_strategy
-from es.trainer import Checkpoints, ESSettings, Evaluate, GenerationRow, TrainerState, train
-from wm import early_stop
-from wm.config import TrainConfig, as_dict, parse_stage_config
-from wm.controller import ControllerSpec, spec_for
+from es.trainer import ESSettings, Evaluate, GenerationRow, TrainerState, train
+from wm import cli, early_stop
+from wm.config import MAX_EPISODES, TrainConfig, as_dict, parse_stage_config
+from wm.controller import ControllerSpec, params_digest, spec_for
 from wm.envs import ENVS
-from wm.errors import WMError
-from wm.files import atomic_write, write_bytes, write_json
-from wm.models import load_mdrnn, load_vae, rnn_weights, vae_digest, weights_digest
-from wm.rundir import locked, make_stage_dir, save_stage_config
+from wm.errors import WMError, machine_error_line, naming
+from wm.files import atomic_write, read_json, write_json
+from wm.models import load_world_model, rnn_weights, world_model_digests
+from wm.rundir import locked, make_stage_dir, run_doom_skill, save_stage_config
 
 ES_DIR = "es"
 
@@ -49,8 +55,12 @@ def validate_config(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         if value is None or value < 1:
             raise WMError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    if cfg.popsize < 2:
-        raise WMError(f"--popsize must be at least 2, got {cfg.popsize}")
+    if not 2 <= cfg.popsize <= MAX_POPSIZE:  # (an absurd one would stall inside pycma for minutes)
+        raise WMError(f"--popsize must be 2 to {MAX_POPSIZE:,} (the paper's: 64), got {cfg.popsize:,}")
+    if cfg.popsize * cfg.num_episode > MAX_EPISODES or cfg.eval_episodes > MAX_EPISODES:
+        raise WMError(f"--popsize x --num-episode and --eval-episodes must be at most {MAX_EPISODES:,} "
+                      f"episodes (the paper's: 64 x 16 and 1,024), got {cfg.popsize * cfg.num_episode:,} "
+                      f"and {cfg.eval_episodes:,}")
     if cfg.eval_every is None or cfg.eval_every < 0:
         raise WMError(f"--eval-every must be >= 0, got {cfg.eval_every}")
     if not math.isfinite(cfg.sigma_init) or cfg.sigma_init <= 0:
@@ -89,12 +99,13 @@ class LockstepEvaluate:
 
     def run(self, next_job: Any) -> Any:
         for key, result in self.lockstep.run(next_job):
-            yield key, (result.total_reward, result.steps)
+            yield key, result.outcome()
 
 
-def make_evaluator(cfg: TrainConfig) -> Evaluate | Any:
+def make_evaluator(cfg: TrainConfig, doom_skill: int | None = None) -> Evaluate | Any:
     """On a worker: V, M and the env(s), loaded once; returns ``evaluate(params, seed)``, or a
-    batch evaluator when ``--envs-per-worker`` is above 1 or with ``--dream`` (M alone)."""
+    batch evaluator when ``--envs-per-worker`` is above 1 or with ``--dream`` (M alone). The real
+    game is played at ``doom_skill``, else at the run's own (wm.evaluate compares skills)."""
     single_thread()
     if cfg.dream:
         from wm.dream import DOOM_MAX_STEPS, DreamEvaluate
@@ -104,11 +115,11 @@ def make_evaluator(cfg: TrainConfig) -> Evaluate | Any:
     from wm.envs import make_env  # (workers only: the envs import pygame / ViZDoom)
     from wm.rollout import LockstepAgent, WorldModelAgent
 
-    vae, _ = load_vae(cfg.run)
-    mdrnn, _ = load_mdrnn(cfg.run)
+    vae, mdrnn = load_world_model(cfg.run)
     agent = WorldModelAgent(vae, mdrnn)
     idle_reward = ENVS[cfg.env].idle_reward
-    envs = [early_stop.wrap(make_env(cfg.env, cfg.max_steps or None), cfg.off_track_stop, idle_reward)
+    skill = run_doom_skill(cfg.run, doom_skill)
+    envs = [early_stop.wrap(make_env(cfg.env, cfg.max_steps or None, skill), cfg.off_track_stop, idle_reward)
             for _ in range(cfg.envs_per_worker)]
     for env in envs:
         atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
@@ -116,9 +127,8 @@ def make_evaluator(cfg: TrainConfig) -> Evaluate | Any:
         return LockstepEvaluate(LockstepAgent(agent, envs))
     env = envs[0]
 
-    def evaluate(params: Any, seed: int) -> tuple[float, int]:
-        result = agent.run_episode(env, params, seed)
-        return result.total_reward, result.steps
+    def evaluate(params: Any, seed: int) -> tuple[float, int, Any]:
+        return agent.run_episode(env, params, seed).outcome()
 
     return evaluate
 
@@ -153,10 +163,11 @@ class TrainingLog:
         atomic_write(self.out / "history.jsonl",
                      lambda f: f.write("".join(json.dumps(r) + "\n" for r in rows).encode()))
         if self._tb is not None:
-            for key, value in values.items():
-                if key != "generation" and value is not None:
-                    self._tb.add_scalar(key, value, row.generation)
-            self._tb.flush()
+            with naming(self.out / "tensorboard"):  # (a full disk's error names the folder)
+                for key, value in values.items():
+                    if key != "generation" and value is not None:
+                        self._tb.add_scalar(key, value, row.generation)
+                self._tb.flush()
         if row.eval_score is not None and state.best_eval_generation == row.generation:
             # (only when this generation is the new best: best.json's time then says when it changed)
             write_json(self.out / "best.json", {"score": state.best_eval_score,
@@ -172,12 +183,37 @@ class TrainingLog:
 def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     """What a checkpoint must have been made with to be continued: env, strategy, weights."""
     spec = controller_spec(cfg.run)
+    vae, rnn = world_model_digests(cfg.run)  # (refuses an M trained on another V)
     return {"env": cfg.env, "optimizer": cfg.optimizer, "popsize": cfg.popsize, "sigma_init": cfg.sigma_init,
-            "num_params": spec.num_params, "vae": vae_digest(cfg.run),
-            "rnn": weights_digest(rnn_weights(cfg.run)), "max_steps": cfg.max_steps,
+            "num_params": spec.num_params, "vae": vae, "rnn": rnn, "max_steps": cfg.max_steps,
             "dream": cfg.dream, "temperature": cfg.temperature if cfg.dream else None,
-            # (only when on, so checkpoints made before the option existed still continue)
-            **({"off_track_stop": cfg.off_track_stop} if cfg.off_track_stop else {})}
+            # (only when on / set, so checkpoints made before the option existed still continue)
+            **({"off_track_stop": cfg.off_track_stop} if cfg.off_track_stop else {}),
+            **({"init_params": params_digest(initial_params(cfg))} if cfg.init_params else {}),
+            **({"doom_skill": skill} if (skill := run_doom_skill(cfg.run)) is not None else {})}
+
+
+def initial_params(cfg: TrainConfig) -> np.ndarray | None:
+    """``--init-params``: the strategy's starting mean (x0), checked against C's shape; None: zeros."""
+    if not cfg.init_params:
+        return None
+    from wm.evaluate import load_controller
+
+    if not Path(cfg.init_params).is_file():
+        raise WMError(f"--init-params {cfg.init_params}: no such file")
+    params = load_controller(cfg.run, cfg.init_params)
+    needed = controller_spec(cfg.run).num_params
+    if params.size != needed:
+        raise WMError(f"--init-params {cfg.init_params}: {params.size} parameters, but this run's C has "
+                      f"{needed}")
+    return params
+
+
+def error_line(err: BaseException) -> str:
+    """The one line status.json keeps of a failure: a user's error as said, a bug with its type."""
+    if isinstance(err, (WMError, AllRanksError)):
+        return str(err)
+    return machine_error_line(err) or f"{type(err).__name__}: {err}".splitlines()[0]
 
 
 def train_controller(cfg: TrainConfig, comm: Comm) -> None:
@@ -199,28 +235,37 @@ def train_controller(cfg: TrainConfig, comm: Comm) -> None:
             where = (f"M's dream at temperature {cfg.temperature:g}" if cfg.dream
                      else f"the real {cfg.env} env")
             print(f"[train] in {where}: {cfg.optimizer}, {identity['num_params']} parameters, population "
-                  f"{cfg.popsize} x {cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)",
-                  flush=True)
-            return identity
+                  f"{cfg.popsize} x {cfg.num_episode} episodes, {comm.size - 1 or 1} evaluating rank(s)"
+                  + (f", the mean starting from {cfg.init_params}" if cfg.init_params else ""), flush=True)
+            return {"identity": identity, "x0": initial_params(cfg)}
 
-        identity = comm.on_root(set_up, (WMError,))
+        started = comm.on_root(set_up, (WMError,))
+        identity, x0 = started["identity"], started["x0"]
         settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
                               eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
         try:
             state = train(
                 comm,
                 make_strategy=lambda: make_strategy(cfg.optimizer, identity["num_params"], cfg.popsize,
-                                                    cfg.seed, sigma_init=cfg.sigma_init),
+                                                    cfg.seed, sigma_init=cfg.sigma_init, x0=x0),
                 make_evaluate=lambda: make_evaluator(cfg),
                 settings=settings,
-                checkpoints=Checkpoints(out / "checkpoint.pkl", write_bytes),
+                checkpoints=Checkpoints(out / CHECKPOINT_NAME, atomic_write),
                 identity=identity, force=cfg.force,
                 on_row=TrainingLog(out, cfg.generations) if comm.is_root else lambda *a: None,
             )
         except KeyboardInterrupt as stop:
-            if comm.is_root:
+            # A failing worker aborts the job, and mpirun then stops rank 0 with SIGTERM: the
+            # worker's "failed" (written before its abort) is what happened, not this interruption.
+            if comm.is_root and (read_json(status) or {}).get("state") != "failed":
                 write_json(status, {"finished": False, "state": "interrupted", "signal": str(stop),
                                     "generations": cfg.generations})
+            raise
+        except Exception as err:  # run_ranks reports it; status.json says so too, from any rank
+            if comm.is_root or not isinstance(err, AllRanksError):
+                with suppress(OSError):  # (never hide the error itself behind a failed write)
+                    write_json(status, {"finished": False, "state": "failed", "error": error_line(err),
+                                        "rank": comm.rank, "generations": cfg.generations})
             raise
     if state is not None:
         write_json(status, {"finished": True, "state": "finished", "generation": state.generation,
@@ -239,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = parse_config(argv)
     except WMError as err:
         return usage_error(err)
-    return run_ranks(lambda comm: train_controller(cfg, comm), clean_errors=(WMError,))
+    return cli.run_rank_stage(lambda comm: train_controller(cfg, comm))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import csv
 import io
 import math
 import os
+import pickle
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wm.errors import WMError
+from wm.errors import WMError, naming
 from wm.files import atomic_write
 from wm.progress import format_duration
 
@@ -57,8 +59,14 @@ def _load_torch(path: Path, what: str) -> dict[str, Any]:
     try:
         # weights_only: tensors and plain values only, no code is unpickled from the file.
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # torch explains at length; the reason is one line of it
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        reason = (f"it names {refused.group(1)}, which a weights file never holds, so it is not loaded"
+                  if refused else " ".join(str(err).split())[:200])
+        raise WMError(f"{path}: not a readable {what} ({reason})") from None
     except Exception as err:
-        raise WMError(f"{path}: not a readable {what} ({type(err).__name__}: {err})") from err
+        reason = " ".join(str(err).split())
+        raise WMError(f"{path}: not a readable {what} ({type(err).__name__}: {reason})") from err
 
 
 def save_weights(path: Path, kind: str, config: dict[str, Any], model: nn.Module, **info: Any) -> None:
@@ -82,10 +90,14 @@ def load_weights(path: Path, kind: str, config: dict[str, Any] | None = None) ->
 
 
 class MetricsLog:
-    """Scalars per step to ``metrics.csv`` (always) and TensorBoard (when installed)."""
+    """Scalars per step to ``metrics.csv`` (always) and TensorBoard (when installed).
+
+    Both are appended to as training goes; a failed write (a full disk) names the file it was for.
+    """
 
     def __init__(self, directory: Path, fields: list[str], resume_after_step: int):
         self.path = directory / "metrics.csv"
+        self.tensorboard = directory / "tensorboard"
         self.fields = ["step", "epoch", "wall_s", *fields]
         self._keep_rows(resume_after_step)
         new = not self.path.exists()
@@ -96,31 +108,40 @@ class MetricsLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb: Any = SummaryWriter(str(directory / "tensorboard"), purge_step=resume_after_step + 1)
+            with naming(self.tensorboard):
+                self._tb: Any = SummaryWriter(str(self.tensorboard), purge_step=resume_after_step + 1)
         except ImportError:  # TensorBoard is optional; the CSV holds the same numbers
             self._tb = None
 
     def _keep_rows(self, last_step: int) -> None:
-        """On resume, drop rows logged after the checkpoint (they will be logged again)."""
+        """On resume, drop rows logged after the checkpoint (they will be logged again) and a last
+        row cut short (by a full disk); rewritten atomically, so a failed rewrite loses no row."""
         if not self.path.exists():
             return
         with open(self.path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(rows)
+            rows = [r for r in csv.DictReader(f) if None not in r.values() and int(r["step"]) <= last_step]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.path, lambda f: f.write(text.getvalue().encode()))
 
     def write(self, step: int, epoch: int, wall_s: float, values: dict[str, float]) -> None:
-        self._csv.writerow({"step": step, "epoch": epoch, "wall_s": round(wall_s, 3), **values})
+        with naming(self.path):
+            self._csv.writerow({"step": step, "epoch": epoch, "wall_s": round(wall_s, 3), **values})
         if self._tb is not None:
-            for key, value in values.items():
-                self._tb.add_scalar(key, value, step)
+            with naming(self.tensorboard):
+                for key, value in values.items():
+                    self._tb.add_scalar(key, value, step)
 
     def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        try:
+            with naming(self.path):
+                self._file.close()
+        finally:
+            if self._tb is not None:
+                with naming(self.tensorboard):
+                    self._tb.close()
 
 
 @dataclass
@@ -143,6 +164,9 @@ class Training:
     log_every: float = 10.0
     # The stage's own facts stored in the checkpoint, which must match to resume (e.g. which V).
     identity: dict[str, Any] = field(default_factory=dict)
+    # Identity keys that may change on purpose (M continuing on a grown data set): key -> (allowed
+    # now, the flag that allows it). An allowed change is said in a line; a refused one names the flag.
+    may_change: dict[str, tuple[bool, str]] = field(default_factory=dict)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -186,7 +210,14 @@ def load_checkpoint(t: Training) -> tuple[int, int]:
         raise WMError(f"{t.checkpoint_path}: does not fit this model ({err}); use --fresh") from err
     saved = data.get("identity") or {}
     for key, value in t.identity.items():
-        if saved.get(key) != value:
+        allowed, flag = t.may_change.get(key, (False, ""))
+        if saved.get(key) != value and allowed:
+            print(f"[{t.name}] continuing after epoch {data['epoch']} with {key} {value} (the checkpoint's: "
+                  f"{saved.get(key)})", flush=True)
+        elif saved.get(key) != value and flag:
+            raise WMError(f"{t.checkpoint_path}: trained with {key}={saved.get(key)!r}, now {value!r}; pass "
+                          f"{flag} to continue on purpose, or --fresh to start over")
+        elif saved.get(key) != value:
             raise WMError(f"{t.checkpoint_path}: trained with {key}={saved.get(key)!r}, now {value!r}; "
                           "use --fresh to start over")
     if t.scheduler is not None and data.get("scheduler") is not None:

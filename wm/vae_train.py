@@ -26,7 +26,7 @@ from wm.errors import WMError
 from wm.images import grid, save_png
 from wm.record import iter_frame_batches, read_episode
 from wm.recordset import episode_files, frame_count
-from wm.rundir import locked, make_stage_dir, move_aside, save_stage_config
+from wm.rundir import locked, make_stage_dir, start_stage
 from wm.training import Training, pick_device, save_weights, train
 from wm.vae import ConvVAE, VAEConfig, to_frames, to_tensor, vae_loss
 
@@ -69,21 +69,19 @@ def preview_frames(paths: list[Path]) -> np.ndarray:
 def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
     """Train (or continue training) V on the run's episodes; returns a summary."""
     device = pick_device(cfg.device, cfg.threads)
-    paths = episode_files(cfg.run)
+    paths = episode_files(cfg.run, rounds=False)  # (V learns the random policy's frames, then stays)
     if cfg.episodes:
         paths = paths[: cfg.episodes]
+    preview = preview_frames(paths)  # (reads episodes: a bad one is refused before --fresh moves anything)
     out = make_stage_dir(cfg.run, VAE_DIR)
     with locked(out):
-        if cfg.fresh and (moved := move_aside(out)):
-            print(f"[vae] --fresh: earlier outputs moved to {moved}", flush=True)
-        save_stage_config(cfg.run, "vae", as_dict(cfg), () if cfg.fresh else VAE_FIXED_FIELDS)
+        start_stage(cfg.run, "vae", out, as_dict(cfg), VAE_FIXED_FIELDS, cfg.fresh)
         torch.manual_seed(cfg.seed)
         model = ConvVAE(VAEConfig(cfg.z_size)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        preview = preview_frames(paths)
         frames = frame_count(cfg.run)
         if frames and cfg.episodes:  # (an estimate, for the progress line)
-            frames = frames * len(paths) // len(episode_files(cfg.run))
+            frames = frames * len(paths) // len(episode_files(cfg.run, rounds=False))
         shown = f"{frames:,}" if frames else "?"
         print(f"[vae] {len(paths)} episodes, {shown} frames; z {cfg.z_size}, batch {cfg.batch_size}, "
               f"{cfg.epochs} epochs on {device}", flush=True)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from es.checkpoint import Checkpoints
 from es.mpi import run_ranks
 from es.strategies import make_strategy
-from es.trainer import Checkpoints, ESSettings, train
+from es.trainer import ESSettings, train
+from wm.files import atomic_write
 
 DIM = 12
 
@@ -25,12 +27,6 @@ def make_evaluate(crash: bool = False):
         return float(-np.sum((params - 0.5) ** 2) + noise), 1 + seed % 7
 
     return evaluate
-
-
-def write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def main() -> int:
@@ -48,7 +44,8 @@ def main() -> int:
 
     def job(comm) -> None:
         state = train(comm, lambda: make_strategy(args.optimizer, DIM, args.popsize, seed=3),
-                      lambda: make_evaluate(args.crash), settings, Checkpoints(out / "checkpoint.pkl", write),
+                      lambda: make_evaluate(args.crash), settings,
+                      Checkpoints(out / "checkpoint.npz", atomic_write),
                       identity={"problem": args.problem, "popsize": args.popsize}, force=args.force,
                       on_row=lambda row, strategy, state: None)
         if comm.is_root:

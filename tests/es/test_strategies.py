@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from es import statefile
 from es.base import Result
 from es.strategies import STRATEGIES, make_strategy, strategy_from_state, strategy_options
 
@@ -194,7 +194,7 @@ def test_resume_is_bit_for_bit(name):
     first = make_strategy(name, 6, 8, 11, **options)
     resumed_asks: list = []
     _run(first, 3, 0, resumed_asks)
-    state = pickle.loads(pickle.dumps(first.state_dict()))
+    state = statefile.loads(statefile.dumps(first.state_dict()))
     del first
     second = make_strategy(name, 6, 8, 11, **options)
     second.load_state_dict(state)
@@ -213,7 +213,7 @@ def test_resume_between_ask_and_tell(name):
     a = make_strategy(name, 5, 8, 2)
     _run(a, 2, 0, [])
     solutions = a.ask()
-    b = strategy_from_state(pickle.loads(pickle.dumps(a.state_dict())))
+    b = strategy_from_state(statefile.loads(statefile.dumps(a.state_dict())))
     fitness = sphere(solutions)
     a.tell(fitness)
     b.tell(fitness)
@@ -226,9 +226,9 @@ def test_state_dict_is_a_snapshot(name):
     strategy = make_strategy(name, 5, 8, 2)
     _run(strategy, 1, 0, [])
     state = strategy.state_dict()
-    frozen = pickle.dumps(state)
+    frozen = statefile.dumps(state)
     _run(strategy, 2, 1, [])
-    assert pickle.dumps(state) == frozen
+    assert statefile.dumps(state) == frozen
 
 
 def test_load_state_dict_refuses_another_config():
@@ -265,7 +265,7 @@ def test_cma_is_silent_and_leaves_no_files(tmp_path, monkeypatch, capfd):
         strategy = make_strategy("cma", 10, 16, 0)
         for _ in range(30):
             strategy.tell(sphere(strategy.ask()))
-        strategy.load_state_dict(pickle.loads(pickle.dumps(strategy.state_dict())))
+        strategy.load_state_dict(statefile.loads(statefile.dumps(strategy.state_dict())))
         for _ in range(3):  # flat fitness too: pycma has warnings for it
             strategy.ask()
             strategy.tell(np.zeros(16))
@@ -294,8 +294,9 @@ def test_ga_forget_best():
 
 
 _FIRST_HALF = """
-import pickle, sys
+import sys
 import numpy as np
+from es import statefile
 from es.strategies import make_strategy
 states = {}
 for name in sys.argv[2:]:
@@ -306,19 +307,18 @@ for name in sys.argv[2:]:
     strategy.ask()  # left pending: the checkpoint falls between ask and tell
     states[name] = strategy.state_dict()
 with open(sys.argv[1], "wb") as file:
-    pickle.dump(states, file)
+    file.write(statefile.dumps(states))
 """
 
 
 def test_resume_in_another_process(tmp_path):
     """A checkpoint resumes in a fresh interpreter with another hash seed (pycma keys its archive of
     sent solutions by ``hash(bytes)``, which differs between processes)."""
-    path = tmp_path / "states.pkl"
+    path = tmp_path / "states.npz"
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", _FIRST_HALF, str(path), *NAMES], check=True, env=env,
                    cwd=tmp_path, timeout=120)
-    with open(path, "rb") as file:
-        states = pickle.load(file)
+    states = statefile.loads(path.read_bytes())
     for name in NAMES:
         straight = make_strategy(name, 6, 8, 11)
         for _ in range(6):
@@ -331,4 +331,4 @@ def test_resume_in_another_process(tmp_path):
             resumed.tell(sphere(solutions))
         _assert_same_result(straight.result(), resumed.result())
         assert np.array_equal(straight.ask(), resumed.ask()), name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["states.pkl"]  # no pycma files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["states.npz"]  # no pycma files

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from es.checkpoint import Checkpoints
 from es.launch import mpirun_command
 from es.strategies import strategy_from_state
 from tests.conftest import ROOT, run_python, stage_env
@@ -25,8 +25,12 @@ def job(out, optimizer: str, generations: int, *extra: str, ranks: int = 1, mpir
                       ranks=ranks, timeout=120, mpirun=mpirun)
 
 
+def checkpoint(out) -> dict:
+    return Checkpoints(out / "checkpoint.npz").load()
+
+
 def final(out) -> dict:
-    data = pickle.loads((out / "checkpoint.pkl").read_bytes())
+    data = checkpoint(out)
     strategy = strategy_from_state(data["strategy"])
     history = [r["fitness_mean"] for r in data["trainer"]["history"]]
     return {"mean": strategy.result().mean, "history": history, "best": data["trainer"]["best_eval_score"],
@@ -87,7 +91,7 @@ def test_a_launcher_of_another_mpi_is_refused_with_one_clear_message(tmp_path, m
     assert done.returncode != 0
     assert "the launcher started 2 processes but mpi4py sees a world of 1" in done.stderr
     assert "MPI4PY_MPIABI=mpich" in done.stderr and "Traceback" not in done.stderr
-    assert not (tmp_path / "checkpoint.pkl").exists()
+    assert not (tmp_path / "checkpoint.npz").exists()
 
 
 def test_a_checkpoint_from_other_settings_is_refused_unless_forced(tmp_path):
@@ -120,9 +124,9 @@ def wait_for_generation(out, at_least: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if pickle.loads((out / "checkpoint.pkl").read_bytes())["trainer"]["generation"] >= at_least:
+            if (checkpoint(out) or {"trainer": {"generation": 0}})["trainer"]["generation"] >= at_least:
                 return
-        except (OSError, EOFError, pickle.UnpicklingError):
+        except ValueError:
             pass
         time.sleep(0.05)
     raise AssertionError("the job did not reach the generation")
@@ -136,7 +140,7 @@ def test_sigterm_stops_every_rank_and_the_run_resumes_from_its_checkpoint(tmp_pa
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)  # every rank ends promptly
     assert proc.returncode != 0
-    reached = pickle.loads((stopped / "checkpoint.pkl").read_bytes())["trainer"]["generation"]
+    reached = checkpoint(stopped)["trainer"]["generation"]
     assert reached >= 3
     assert job(stopped, "cma", reached + 2, ranks=3).returncode == 0
     assert job(whole, "cma", reached + 2).returncode == 0
@@ -151,7 +155,7 @@ def test_sigterm_to_the_master_alone_ends_the_job(tmp_path):
     os.kill(master[0], signal.SIGTERM)
     proc.communicate(timeout=30)  # the workers wait for tasks: they must not hang the job
     assert proc.returncode != 0
-    assert pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())["trainer"]["generation"] >= 2
+    assert checkpoint(tmp_path)["trainer"]["generation"] >= 2
 
 
 def test_a_worker_killed_with_sigkill_ends_the_job_with_the_checkpoint_intact(tmp_path):
@@ -164,7 +168,7 @@ def test_a_worker_killed_with_sigkill_ends_the_job_with_the_checkpoint_intact(tm
     start = time.monotonic()
     proc.communicate(timeout=60)
     assert proc.returncode != 0 and time.monotonic() - start < 30
-    data = pickle.loads((tmp_path / "checkpoint.pkl").read_bytes())
+    data = checkpoint(tmp_path)
     assert data["trainer"]["generation"] >= 2
     assert strategy_from_state(data["strategy"]).result().generation == data["trainer"]["generation"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from es.checkpoint import Checkpoints
 from es.strategies import strategy_from_state
-from es.trainer import Checkpoints
 from tests.conftest import ROOT, stage_env
 from tests.launch.slurm_cluster import SlurmCluster, SlurmUnavailable
 
@@ -67,7 +67,7 @@ def generations_done(run: Path) -> int:
 
 
 def final_state(run: Path) -> tuple[np.ndarray, list[dict]]:
-    data = Checkpoints(run / "es" / "checkpoint.pkl", lambda p, b: None).load()
+    data = Checkpoints(run / "es" / "checkpoint.npz").load()
     mean = np.asarray(strategy_from_state(data["strategy"]).result().mean)
     keep = ("generation", "fitness_mean", "fitness_min", "fitness_max", "sigma_rms", "eval_score")
     return mean, [{k: row[k] for k in keep} for row in data["trainer"]["history"]]

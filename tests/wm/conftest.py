@@ -68,3 +68,9 @@ def copy_run(tmp_path):
         return target
 
     return copy
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` with its bytes: what a refused command must leave as it was."""
+    paths = sorted(p for p in directory.rglob("*") if p.is_file())
+    return {str(p.relative_to(directory)): p.read_bytes() for p in paths}

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.wm.conftest import files_of
 from wm import evaluate
 from wm.evaluate import evaluation_seeds
 from wm.results import write_results
@@ -83,7 +84,7 @@ def test_current_params_and_results_file(es_run):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--episodes", "0"], "--episodes must be at least 1"),
+    (["--episodes", "0"], "--episodes must be 1 to 1,000,000, got 0"),
     (["--temperature", "0", "--dream"], "--temperature must be a number > 0"),
     (["--seeds", "1,x"], "--seeds must be comma-separated integers"),
     (["--np", "-1"], "--np must be >= 0"),
@@ -92,6 +93,15 @@ def test_bad_flags_are_one_line(es_run, flags, message, capsys):
     assert evaluate.main(["--run", str(es_run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["../es/best", "es/best", ".best", "..", ""])
+def test_an_output_name_that_is_not_a_plain_file_name_is_refused(es_run, name, capsys):
+    before = files_of(es_run)
+    assert evaluate.main(["--run", str(es_run), "--episodes", "1", "--name", name]) == 2
+    err = capsys.readouterr().err
+    assert "--name must be a plain file name" in err and len(err.strip().splitlines()) == 1
+    assert files_of(es_run) == before  # (es/best.json above all)
 
 
 def test_missing_or_wrong_controllers_are_one_line(es_run, doom_m_run, carracing_series_run, tmp_path,

@@ -7,9 +7,12 @@ import csv
 import numpy as np
 import pytest
 import torch
+from torch.testing import assert_close
 
-from wm import rnn_train, series, vae_train
+from tests.wm.conftest import files_of
+from wm import mdrnn, rnn_train, series, vae_train
 from wm.mdrnn import MDRNN, MDRNNConfig
+from wm.reset_lstm import lstm_by_stretches
 from wm.training import load_weights
 
 SMALL = ["--hidden-size", "32", "--batch-size", "4", "--seq-len", "20", "--threads", "1", "--log-every", "0"]
@@ -54,6 +57,103 @@ def test_window_batches_pad_and_mask_short_episodes():
     for row in range(16):
         episode = int(batch["mu"][row, 0, 0]) // 100
         assert batch["valid"][row].sum() == (10 if episode == 0 else 3)
+
+
+def coded_series(run) -> list[dict]:
+    """The run's real series, episode e cut 9 e steps short (the tiny runs' episodes all last their
+    60-step cap, so streams would restart only in step), each step's (episode, step) written into
+    logvar[:, 0] as 1000 * episode + step, so a batch step can be traced back (z = mu here)."""
+    data = []
+    for e, ep in enumerate(series.load_series(run)):
+        cut = {k: ep[k][: len(ep["mu"]) - 9 * e].copy() for k in ("mu", "logvar", "action", "terminated")}
+        cut["logvar"][:, 0] = 1000 * e + np.arange(len(cut["logvar"]))
+        data.append(cut)
+    return data
+
+
+def real_stream_batches(run) -> tuple[list[dict], list[dict[str, torch.Tensor]]]:
+    """The run's coded series and its Doom batches as float64 tensors: 3 streams of 10 steps, so
+    episodes start inside windows, in different rows at different steps."""
+    data = coded_series(run)
+    streams = rnn_train.stream_batches(data, batch_size=3, seq_len=10, rng=np.random.default_rng(0))
+    batches = [{k: torch.as_tensor(v, dtype=torch.float64 if k in ("mu", "logvar", "action") else None)
+                for k, v in b.items() if k != "first"} for b in streams]
+    assert sum(bool(b["restart"][:, 1:].any()) for b in batches) >= 2
+    return data, batches
+
+
+def batch_loss(params, done_logit, batch: dict[str, torch.Tensor], mask=None) -> torch.Tensor:
+    """M's training loss on a batch with z = mu: mixture NLL on valid steps plus the done loss (on
+    every step, or on ``mask``'s)."""
+    return (mdrnn.mixture_nll(params, batch["mu"][:, 1:], mask=batch["valid"])
+            + mdrnn.done_loss(done_logit, batch["done"], mask=mask))
+
+
+def small_doom_m() -> MDRNN:
+    torch.manual_seed(0)
+    return MDRNN(MDRNNConfig(z_size=64, action_size=1, hidden_size=16, with_done=True)).double()
+
+
+def gather_steps(alone: list, code: torch.Tensor) -> tuple[mdrnn.MixtureParams, torch.Tensor]:
+    """The outputs of episodes run alone (per episode: mixture params (1, T, z, K), done logits (1, T)),
+    arranged as a batch whose steps are coded 1000 * episode + step (B, T)."""
+    rows = [[divmod(int(c), 1000) for c in row] for row in code]
+
+    def pick(tensors: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack([torch.stack([tensors[e][0, s] for e, s in row]) for row in rows])
+
+    params = mdrnn.MixtureParams(*(pick([out[0][k] for out in alone]) for k in range(3)))
+    return params, pick([out[1] for out in alone])
+
+
+def test_a_stream_batch_has_the_loss_of_its_episodes_run_alone(doom_series_run):
+    """Real episodes in streams, the state carried across batches and zeroed at restarts: every
+    step's outputs, and so the loss, are those of its episode run on its own from a zero state.
+    (Except in the part episode a stream starts the epoch with: it starts mid-episode, from zeros.)"""
+    data, batches = real_stream_batches(doom_series_run)
+    model = small_doom_m()
+    with torch.no_grad():
+        alone = []
+        for ep in data:
+            restart = torch.zeros(1, len(ep["mu"]))
+            restart[0, 0] = 1
+            alone.append(model(torch.as_tensor(ep["mu"][None], dtype=torch.float64),
+                               torch.as_tensor(ep["action"][None], dtype=torch.float64), restart))
+        state, started = None, torch.zeros(3, 1, dtype=torch.bool)
+        for batch in batches:
+            params, done_logit, state = model(batch["mu"][:, :-1], batch["action"], batch["restart"], state)
+            want_params, want_done = gather_steps(alone, batch["logvar"][:, :-1, 0].long())
+            started = (started | batch["restart"]).cummax(dim=1).values
+            for got, want in zip(params, want_params, strict=True):
+                assert_close(got[started], want[started])
+            assert_close(done_logit[started], want_done[started])
+            kept = {**batch, "valid": batch["valid"] & started}
+            assert_close(batch_loss(params, done_logit, kept, started),
+                         batch_loss(want_params, want_done, kept, started))
+            started = started[:, -1:]
+
+
+def test_training_loss_and_gradients_are_those_of_one_lstm_call_per_stretch(doom_series_run, monkeypatch):
+    """The one-loop LSTM gives the loss and gradients of the earlier way (one nn.LSTM call per
+    stretch between restarts) on every batch of an epoch of real data."""
+    _, batches = real_stream_batches(doom_series_run)
+    model = small_doom_m()
+
+    def loss_and_gradients(batch, state):
+        model.zero_grad()
+        params, done_logit, state = model(batch["mu"][:, :-1], batch["action"], batch["restart"], state)
+        loss = batch_loss(params, done_logit, batch)
+        loss.backward()
+        return [loss, *(p.grad.clone() for p in model.parameters())], tuple(s.detach() for s in state)
+
+    new_state = old_state = None
+    for batch in batches:
+        got, new_state = loss_and_gradients(batch, new_state)
+        with monkeypatch.context() as patch:
+            patch.setattr(mdrnn, "run_lstm", lstm_by_stretches)
+            expected, old_state = loss_and_gradients(batch, old_state)
+        for a, b in zip(got, expected, strict=True):
+            assert_close(a, b)
 
 
 def test_gradient_clipping_really_clips():
@@ -151,6 +251,14 @@ def test_an_m_checkpoint_from_another_v_is_refused(doom_series_run, copy_run, ca
     assert rnn_train.main(["--run", str(run), "--epochs", "2"]) == 1
     assert "use --fresh" in capsys.readouterr().err
     assert rnn_train.main(["--run", str(run), "--fresh", "--epochs", "1", *SMALL]) == 0
+
+
+def test_a_refused_fresh_start_leaves_the_earlier_training_in_place(doom_m_run, copy_run, capsys):
+    run = copy_run(doom_m_run)
+    before = files_of(run)
+    assert rnn_train.main(["--run", str(run), "--fresh", "--env", "carracing", *SMALL]) == 1
+    assert "not 'carracing'" in capsys.readouterr().err
+    assert files_of(run) == before  # nothing moved to previous-*, config.json as it was
 
 
 def test_missing_weights_are_written_again_by_a_rerun(doom_series_run, copy_run):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,12 +13,14 @@ import pytest
 from wm.config import EXTRACT_DATA_FIELDS
 from wm.errors import WMError
 from wm.rundir import (
+    CONFIG_LOCK,
     CONFIG_NAME,
     CONFIG_VERSION,
     load_config,
     make_stage_dir,
     run_env,
     save_stage_config,
+    start_stage,
 )
 
 
@@ -85,7 +90,7 @@ def test_save_stage_config_writes_config(tmp_path):
                       "stages": {"extract": extract_values()}}
     assert load_config(tmp_path) == config
     assert run_env(tmp_path) == "doom"
-    assert [p.name for p in tmp_path.iterdir()] == [CONFIG_NAME]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CONFIG_LOCK, CONFIG_NAME]  # no temp file left
 
 
 def test_same_values_again_are_accepted(tmp_path):
@@ -151,3 +156,76 @@ def test_load_config_rejects_bad_config(tmp_path, text):
     assert str(tmp_path / CONFIG_NAME) in str(info.value)
     with pytest.raises(WMError):
         save(tmp_path)
+
+
+# ---------------------------------------------------------------- stages saving at once
+
+
+def _save_many(run: str, stage: str, times: int) -> int:
+    """One process saving its stage's entry ``times`` times, as a stage started again and again."""
+    for i in range(times):
+        save_stage_config(run, stage, {"env": "doom", "stage": stage, "i": i}, ("stage",))
+    return times
+
+
+def _read_until(run: str, stop: str, seconds: float) -> int:
+    """Read config.json until ``stop`` exists; once it exists, every read must be a whole config
+    (never missing, empty or half-written). Touches RUN/reading when it starts."""
+    reads, seen, deadline = 0, False, time.monotonic() + seconds
+    Path(run, "reading").touch()
+    while not Path(stop).exists() and time.monotonic() < deadline:
+        config = load_config(run)  # (raises on an empty or half-written file)
+        if config is None:  # (before the first save only)
+            assert not seen, "config.json vanished"
+            continue
+        seen = True
+        assert config["env"] == "doom"
+        reads += 1
+    return reads
+
+
+def test_stages_saving_the_config_at_once_keep_every_entry(tmp_path):
+    stop, stages, times = tmp_path / "stop", ["extract", "vae", "rnn", "train"], 25
+    with ProcessPoolExecutor(len(stages) + 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        reader = pool.submit(_read_until, str(tmp_path), str(stop), 60.0)
+        deadline = time.monotonic() + 60  # (the writers start once the reader reads)
+        while not (tmp_path / "reading").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writers = [pool.submit(_save_many, str(tmp_path), stage, times) for stage in stages]
+        assert [w.result(timeout=120) for w in writers] == [times] * len(stages)  # (errors raise here)
+        stop.touch()
+        assert reader.result(timeout=120) > 0
+    saved = read_config(tmp_path)["stages"]
+    assert saved == {stage: {"env": "doom", "stage": stage, "i": times - 1} for stage in stages}
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------- start_stage (--fresh)
+
+
+def stage_outputs(tmp_path: Path) -> Path:
+    """A run whose V stage has outputs from an earlier training."""
+    save_stage_config(tmp_path, "vae", {"env": "doom", "lr": 1.0}, ("lr",))
+    out = make_stage_dir(tmp_path, "vae")
+    (out / "vae.pt").write_bytes(b"weights")
+    return out
+
+
+def test_fresh_moves_earlier_outputs_aside_and_may_change_fixed_fields(tmp_path, capsys):
+    out = stage_outputs(tmp_path)
+    start_stage(tmp_path, "vae", out, {"env": "doom", "lr": 2.0}, ("lr",), fresh=True)
+    previous = [p for p in out.iterdir() if p.name.startswith("previous-")]
+    assert len(previous) == 1 and (previous[0] / "vae.pt").read_bytes() == b"weights"
+    assert read_config(tmp_path)["stages"]["vae"]["lr"] == 2.0
+    assert "earlier outputs moved" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_refused_start_leaves_the_run_as_it_was(tmp_path, fresh):
+    out = stage_outputs(tmp_path)
+    before = (tmp_path / CONFIG_NAME).read_text()
+    values = {"env": "carracing", "lr": 1.0} if fresh else {"env": "doom", "lr": 2.0}
+    with pytest.raises(WMError, match="carracing" if fresh else "lr=1.0"):
+        start_stage(tmp_path, "vae", out, values, ("lr",), fresh=fresh)
+    assert [p.name for p in out.iterdir()] == ["vae.pt"]  # nothing moved aside
+    assert (tmp_path / CONFIG_NAME).read_text() == before

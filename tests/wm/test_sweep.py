@@ -34,3 +34,12 @@ def test_bad_temperatures_are_one_line(tmp_path, temperatures, capsys):
     assert sweep.main(["--run", str(tmp_path), "--temperatures", temperatures]) == 2
     err = capsys.readouterr().err
     assert "temperature" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_sweep_includes_the_original_codes_temperature(tmp_path):
+    """1.25 is what the original code trained at (its shipped agent re-scored 973 +- 540)."""
+    default = sweep.parse_temperatures(sweep.SweepConfig.temperatures)
+    assert default == [0.1, 0.5, 1.0, 1.15, 1.25, 1.3]
+    rows, text = sweep.table(tmp_path, [1.25])
+    assert rows[0]["paper_real"].startswith("973 +- 540")
+    assert "| 1.25 | not run | not run |  | 973 +- 540 (original code) |" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.wm.conftest import files_of
 from wm import extract, series, vae_train
 from wm.errors import WMError
 from wm.record import episode_path
@@ -72,6 +73,18 @@ def test_finished_training_is_left_alone_and_fresh_moves_it_aside(run, capsys):
     previous = [p for p in (run / "vae").iterdir() if p.name.startswith("previous-")]
     assert len(previous) == 1 and (previous[0] / "vae.pt").is_file()
     assert not all(torch.equal(before[k], v) for k, v in weights(run).items())
+
+
+def test_a_refused_fresh_start_leaves_the_earlier_training_in_place(run, capsys):
+    assert vae_train.main(["--run", str(run), "--epochs", "1", *TINY]) == 0
+    before = files_of(run)
+    assert vae_train.main(["--run", str(run), "--fresh", "--env", "carracing", *TINY]) == 1
+    assert "not 'carracing'" in capsys.readouterr().err
+    episode_path(run / "record", 0).write_bytes(b"not an episode")
+    before["record/episode_000000.npz"] = b"not an episode"
+    assert vae_train.main(["--run", str(run), "--fresh", "--epochs", "1", *TINY]) == 1
+    assert "episode_000000.npz" in capsys.readouterr().err
+    assert files_of(run) == before  # nothing moved to previous-*, config.json as it was
 
 
 def test_changing_the_latent_size_needs_fresh(run, capsys):

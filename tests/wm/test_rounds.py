@@ -1,0 +1,78 @@
+"""Iterative training (wm.pipeline --rounds): the rounds' steps, and two rounds end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from es.checkpoint import CHECKPOINT_NAME, Checkpoints
+from tests.conftest import run_python
+from wm.errors import WMError
+from wm.pipeline import PipelineConfig
+from wm.record import read_episode
+from wm.recordset import data_set, round_dir
+from wm.rounds import RoundSettings, round_stages
+from wm.training import load_weights
+
+
+def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path):
+    cfg = PipelineConfig(run=str(tmp_path / "r"), env="doom", preset="tiny", np=2, eval_episodes=3, rounds=2)
+    settings = RoundSettings.of(cfg)
+    assert settings.rounds == 2 and settings.episodes == 2 and settings.round_weight == 4
+    steps = round_stages(cfg, settings, 2, 2)
+    assert [s.name for s in steps] == [f"round 2 {n}" for n in
+                                      ("play", "series", "rnn", "train", "evaluate", "random")]
+    assert [s.ranks for s in steps] == [2, 0, 0, 3, 3, 3]
+    assert not any(s.done() for s in steps)
+    play, _, rnn, train, evaluate, _ = (s.args for s in steps)
+    assert play[play.index("--params") + 1].endswith("es-round-1/best.json")
+    assert rnn[rnn.index("--epochs") + 1] == "3" and "--grown-data" in rnn  # tiny: 1 epoch, +1 a round
+    assert train[train.index("--out") + 1] == "es-round-2" and "--init-params" in train
+    assert evaluate[evaluate.index("--name") + 1] == "real-round-2"
+    small = PipelineConfig(run="r", env="doom", preset="small")
+    assert RoundSettings.of(small).rounds == 0  # (off until measured)
+    with pytest.raises(WMError, match="needs M's dream"):
+        RoundSettings.of(PipelineConfig(run="r", env="carracing", preset="tiny", rounds=1))
+
+
+@pytest.mark.slow
+def test_two_rounds_of_iterative_training_end_to_end_with_mpirun(tmp_path):
+    run = tmp_path / "run"
+    command = ["-m", "wm.pipeline", "--run", str(run), "--preset", "tiny", "--np", "1", "--eval-episodes",
+               "2", "--rounds", "2"]
+    done = run_python(command, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "round 2: real-game score" in done.stdout
+
+    # (a) each round's real episodes, of the previous round's best controller, in the data set
+    episodes = data_set(run)
+    assert [e.round for e in episodes] == [0] * 4 + [1] * 2 + [2] * 2
+    meta = read_episode(round_dir(run, 2) / "episode_000001.npz").meta
+    assert meta["policy"] == "controller" and meta["round"] == 2 and meta["sigma"] == 0.1
+    # (b, c) encoded by the same V; M continued on the grown set, one more epoch a round
+    series = json.loads((run / "series" / "summary.json").read_text())
+    assert series["episodes"] == 8 and series["rounds"] == [1, 2]
+    info = load_weights(run / "rnn" / "rnn.pt", "rnn")["info"]
+    assert info["epochs"] == 3 and info["rounds"] == [1, 2] and info["vae"] == series["vae"]
+    # (d) each round's ES in its own directory, starting from the previous round's best
+    start = json.loads((run / "es-round-1" / "best.json").read_text())["params"]
+    state = Checkpoints(run / "es-round-2" / CHECKPOINT_NAME).load()
+    assert np.array_equal(state["strategy"]["options"]["x0"], start)
+    # (e) evaluated in the real game, the random policy under the new M; all in results.md
+    results = json.loads((run / "results.json").read_text())
+    assert [row["round"] for row in results["rounds"]] == [0, 1, 2]
+    assert all(row["random_foresight"]["episodes"] == 2 for row in results["rounds"])
+    assert "## Iterative training" in (run / "results.md").read_text()
+    assert "## Iterative training" in (run / "report.md").read_text()
+
+    # Resumable mid-round: a step whose outputs are gone is made again, complete rounds are skipped.
+    (run / "rounds" / "round-02.json").unlink()
+    (run / "eval" / "random-round-2.json").unlink()
+    again = run_python(command, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "[pipeline] round 1: already complete, skipped" in again.stdout
+    for step in ("play", "series", "rnn", "train", "evaluate"):
+        assert f"[pipeline] round 2 {step}: already complete, skipped" in again.stdout
+    assert "[pipeline] round 2 random: " in again.stdout and (run / "rounds" / "round-02.json").is_file()
