@@ -83,6 +83,14 @@ def row(label: str, returns: np.ndarray, steps: np.ndarray, cap: int) -> str:
             f"{s['min']:.0f} | {s['max']:.0f} | {steps.mean():.1f} | {int((steps >= cap).sum())} |")
 
 
+def identical_groups(by_seed: dict[int | None, dict[int, tuple[float, int]]]) -> list[list[str]]:
+    """Settings whose every episode ended alike: the same game, whatever the skill's name says."""
+    groups: dict[str, list[str]] = {}
+    for skill, episodes in by_seed.items():
+        groups.setdefault(repr(sorted(episodes.items())), []).append("unset" if skill is None else str(skill))
+    return list(groups.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skills", default=",".join(map(str, DOOM_SKILLS)))
@@ -113,10 +121,8 @@ def main() -> None:
         returns, steps = (np.array(v, float) for v in zip(*(by_seed[skill][s] for s in seeds), strict=True))
         label = f"unset (take_cover.cfg: {DOOM_SCENARIO_SKILL})" if skill is None else str(skill)
         print(row(label, returns, steps, cap))
-    if DOOM_SCENARIO_SKILL in by_seed:
-        same = by_seed[None] == by_seed[DOOM_SCENARIO_SKILL]
-        print(f"\nunset and skill {DOOM_SCENARIO_SKILL}: {'identical' if same else 'DIFFERENT'} "
-              "episode for episode")
+    print("\nplayed identically, episode for episode: " + "; ".join(
+        " = ".join(label) for label in identical_groups(by_seed) if len(label) > 1))
     if args.crop_episodes:
         print(crop_report(args.crop_episodes, args.policy))
 

@@ -5,7 +5,8 @@
 # skipped when its outputs are complete: run the same command again to continue after a stop.
 #   bash launch/doom.bash --preset small --run runs/doom-small     (this 2-core machine: 77 min)
 #   bash launch/doom.bash --preset quick --run runs/doom-quick     (minutes; a smoke test)
-# Flags go to `python -m wm.pipeline` (--np N: MPI ranks, default the cores; --eval-episodes N).
+# Flags go to `python -m wm.pipeline` (--np N: MPI ranks, default the cores; --eval-episodes N;
+# --rounds R: R rounds of iterative training after the first controller, see wm/rounds.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/venv.bash

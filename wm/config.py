@@ -42,6 +42,9 @@ _QUICK_ES = {"generations": 3, "popsize": 8, "num_episode": 2, "eval_every": 3, 
 # `episodes` real episodes with the best C, its parameters perturbed by N(0, sigma^2) per episode
 # (sigma as the ES's initial step size), adds them to the data set held `round_weight` times per
 # epoch, trains M `rnn_epochs` more epochs on it all and the ES `generations` more from the best C.
+# Weight 4 (not yet measured): in the small run 2,000 random episodes are ~0.7M steps and a round of
+# 200 controller episodes ~0.16M; held 4 times they are about half of an epoch, so M spends as many
+# steps where the controller goes (where it was found blind) as on the random data it must not forget.
 # Off (0 rounds) by default until measured: the paper proposed it; RESULTS.md says what it gave.
 _DOOM_ROUNDS = {"rounds": 0, "sigma": 0.1, "round_weight": 4}
 PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
@@ -133,9 +136,10 @@ def preset_note(stage: str, field: str) -> str:
 MAX_EPISODES = 1_000_000
 
 # The run's game: set once, when its data is made; every later stage plays it.
-DOOM_SKILL_HELP = (f"Doom: ViZDoom skill of the run's game, 1 (easiest) to 5 (nightmare), kept for the "
-                   f"whole run: V and M learn it, C is trained and scored in it (default: the scenario "
-                   f"as ViZDoom ships it, take_cover.cfg's skill {DOOM_SCENARIO_SKILL})")
+DOOM_SKILL_HELP = (f"Doom: ViZDoom skill of the run's game, 1 (easiest) to 5 (nightmare; the original's), "
+                   f"kept for the whole run: V and M learn it, C is trained and scored in it; TakeCover "
+                   f"plays 2, 3 and 4 alike (default: the scenario as ViZDoom ships it, take_cover.cfg's "
+                   f"skill {DOOM_SCENARIO_SKILL})")
 
 
 @dataclass
@@ -346,8 +350,8 @@ class PlayConfig:
     run: str | None = arg(None, "run directory; reads RUN/vae, RUN/rnn, writes RUN/record/round-RR/",
                           required=True)
     round: int = arg(1, "round of iterative training (1, 2, ...): names the episodes' directory")
-    params: str = arg("", "controller: a JSON file with 'params' (the previous round's best.json)",
-                      required=True)
+    params: str | None = arg(None, "controller: a JSON file with 'params' (the previous round's best.json)",
+                             required=True)
     episodes: int = arg(100, "real episodes to play")
     sigma: float = arg(0.1, "exploration: each episode plays the controller's parameters plus Gaussian "
                        "noise of this standard deviation, drawn from (seed, round, episode); 0: none")

@@ -33,7 +33,8 @@ FRAME_SHAPE = (FRAME_SIZE, FRAME_SIZE, 3)
 CARRACING_KEEP_ROWS = 84  # rows 84..95 of CarRacing's 96x96 frame are the HUD bar
 # Doom is rendered at 160x120 and V sees rows 0:100. take_cover.cfg draws no HUD (render_hud = false)
 # and the scenario no weapon, so rows 100:120 hold only floor and, in the last tics before a hit,
-# the bottom of the fireball (README: the game). The original's 0:400 of 480 cut gym-doom's status bar.
+# the bottom of the fireball (README: the Doom game's settings). The original's rows 0:400 of 480
+# cut gym-doom's status bar.
 DOOM_RESOLUTION = (160, 120)
 DOOM_KEEP_ROWS = 100
 DOOM_MOVE_THRESHOLD = 1.0 / 3.0

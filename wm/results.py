@@ -81,7 +81,8 @@ def collect(run: str | Path) -> dict[str, Any]:
         "training_best": None if best is None else {"score": best.get("score"),
                                                      "generation": best.get("generation")},
         "paper": PAPER.get(env),
-        "data": {"episodes": data.get("episodes"), "frames": data.get("frames")},
+        "data": {"episodes": data.get("episodes"), "frames": data.get("frames"),
+                 "rounds": played_rounds(run)},
         "seconds": seconds,
         "total_seconds": round(sum(s for s in seconds.values() if s), 1),
         "config": config.get("stages", {}),
@@ -125,6 +126,15 @@ def dream_lines(results: dict[str, Any]) -> list[str]:
                   f"(tau {gap['temperature']:g}, {gap['source']}) and **{gap['real']:.1f}** in the real "
                   f"game: the dream score is {gap['ratio']:.2f}x the real one."]
     return lines + ["", *round_lines(results)]
+
+
+def played_rounds(run: Path) -> list[dict[str, Any]]:
+    """The real episodes each round of iterative training added to the data set (wm.play's summaries)."""
+    from wm.recordset import SUMMARY_NAME, complete_rounds, round_dir
+
+    keys = ("round", "episodes", "frames", "return_mean", "return_std", "sigma")
+    return [{k: (read_json(round_dir(run, r) / SUMMARY_NAME) or {}).get(k) for k in keys}
+            for r in complete_rounds(run)]
 
 
 def round_rows(run: Path, scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -229,12 +239,20 @@ def config_lines(results: dict[str, Any]) -> list[str]:
     return ["```json", json.dumps(results["config"], indent=2, sort_keys=True), "```"]
 
 
+def data_line(data: dict[str, Any]) -> str:
+    """The data set: extraction's episodes, then what each round of iterative training added."""
+    rounds = "".join(f" Round {p['round']}: {p['episodes']} real episodes of the controller (sigma "
+                     f"{p['sigma']:g}), {p['frames']} frames, return {p['return_mean']:.1f} +- "
+                     f"{p['return_std']:.1f}." for p in data.get("rounds", []))
+    return f"{data['episodes']} episodes, {data['frames']} frames.{rounds}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """results.md's text."""
     data = results["data"]
     lines = [f"# Results: {results['run']} ({results['env']})", "", *summary_lines(results),
              "## Scores", "", *score_lines(results), "", *dream_lines(results),
-             "## Data", "", f"{data['episodes']} episodes, {data['frames']} frames.",
+             "## Data", "", data_line(data),
              "", "## Wall time per stage", "", *timing_lines(results),
              "", "## Config", "", *config_lines(results), ""]
     return "\n".join(lines)

@@ -49,7 +49,15 @@ class RoundSettings:
         if rounds and not values:
             raise WMError(f"--rounds {rounds}: iterative training needs M's dream (--env doom), not "
                           f"{cfg.env}")
-        return cls(**{**values, "rounds": rounds}) if values else cls(0, 0, 0.0, 1, 0, 0)
+        if not values:
+            return cls(0, 0, 0.0, 1, 0, 0)
+        settings = cls(**{**values, "rounds": rounds})
+        every = preset_values("train", cfg.env, cfg.preset).get("eval_every")
+        if rounds and (not every or settings.generations < every):
+            # (a round's controller is its best evaluated mean: without an evaluation there is none)
+            raise WMError(f"preset {cfg.preset}: a round's {settings.generations} ES generations never reach "
+                          f"an evaluation (every {every}); no round could name its controller")
+        return settings
 
 
 def es_dir(round_: int) -> str:

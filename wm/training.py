@@ -211,9 +211,13 @@ def load_checkpoint(t: Training) -> tuple[int, int]:
     saved = data.get("identity") or {}
     for key, value in t.identity.items():
         allowed, flag = t.may_change.get(key, (False, ""))
+        if saved.get(key) != value and allowed and data["epoch"] >= t.epochs:
+            # (else the outputs would be rewritten as if made with the new value, untrained on it)
+            raise WMError(f"{t.checkpoint_path}: {key} changed but --epochs {t.epochs} adds no epoch to the "
+                          f"{data['epoch']} done: raise --epochs to continue with {key} {value}")
         if saved.get(key) != value and allowed:
             print(f"[{t.name}] continuing after epoch {data['epoch']} with {key} {value} (the checkpoint's: "
-                  f"{saved.get(key)})", flush=True)
+                  f"{saved.get(key) or 'none'})", flush=True)
         elif saved.get(key) != value and flag:
             raise WMError(f"{t.checkpoint_path}: trained with {key}={saved.get(key)!r}, now {value!r}; pass "
                           f"{flag} to continue on purpose, or --fresh to start over")

@@ -12,7 +12,6 @@ from torch.testing import assert_close
 from tests.wm.conftest import files_of
 from wm import mdrnn, rnn_train, series, vae_train
 from wm.mdrnn import MDRNN, MDRNNConfig
-from wm.reset_lstm import lstm_by_stretches
 from wm.training import load_weights
 
 SMALL = ["--hidden-size", "32", "--batch-size", "4", "--seq-len", "20", "--threads", "1", "--log-every", "0"]
@@ -133,27 +132,42 @@ def test_a_stream_batch_has_the_loss_of_its_episodes_run_alone(doom_series_run):
             started = started[:, -1:]
 
 
-def test_training_loss_and_gradients_are_those_of_one_lstm_call_per_stretch(doom_series_run, monkeypatch):
-    """The one-loop LSTM gives the loss and gradients of the earlier way (one nn.LSTM call per
-    stretch between restarts) on every batch of an epoch of real data."""
+def loss_and_gradients(model: MDRNN, batch: dict[str, torch.Tensor], target: torch.Tensor, state=None):
+    """A training step's loss and M's gradients on a batch (z = mu), the next-step targets given."""
+    model.zero_grad()
+    params, done_logit, state = model(batch["mu"][:, :-1], batch["action"], batch["restart"], state)
+    loss = batch_loss(params, done_logit, {**batch, "mu": torch.cat([batch["mu"][:, :1], target], 1)})
+    loss.backward()
+    return [loss, *(p.grad.clone() for p in model.parameters())], tuple(s.detach() for s in state)
+
+
+def test_the_steps_across_episodes_count_for_nothing(doom_series_run):
+    """An episode's last step has no next frame of its own (the stream's next step is another
+    episode's first): whatever stands there as its target, the loss and gradients are the same."""
     _, batches = real_stream_batches(doom_series_run)
     model = small_doom_m()
-
-    def loss_and_gradients(batch, state):
-        model.zero_grad()
-        params, done_logit, state = model(batch["mu"][:, :-1], batch["action"], batch["restart"], state)
-        loss = batch_loss(params, done_logit, batch)
-        loss.backward()
-        return [loss, *(p.grad.clone() for p in model.parameters())], tuple(s.detach() for s in state)
-
-    new_state = old_state = None
+    state = moved_state = None
     for batch in batches:
-        got, new_state = loss_and_gradients(batch, new_state)
-        with monkeypatch.context() as patch:
-            patch.setattr(mdrnn, "run_lstm", lstm_by_stretches)
-            expected, old_state = loss_and_gradients(batch, old_state)
+        target = batch["mu"][:, 1:]
+        moved = torch.where(batch["valid"].unsqueeze(-1), target, target + 1e3)
+        got, state = loss_and_gradients(model, batch, target, state)
+        expected, moved_state = loss_and_gradients(model, batch, moved, moved_state)
         for a, b in zip(got, expected, strict=True):
             assert_close(a, b)
+    assert any(not b["valid"].all() for b in batches)
+
+
+def test_no_gradient_crosses_a_restart(doom_series_run):
+    """A step's loss depends on nothing before its episode's start in the same stream."""
+    _, batches = real_stream_batches(doom_series_run)
+    batch = next(b for b in batches if b["restart"][:, 1:].any())
+    row, start = (int(i) for i in torch.nonzero(batch["restart"][:, 1:])[0])
+    start += 1
+    model = small_doom_m()
+    z = batch["mu"].clone().requires_grad_()
+    params, done_logit, _ = model(z[:, :-1], batch["action"], batch["restart"])
+    (params.mu[row, start:].sum() + done_logit[row, start:].sum()).backward()
+    assert z.grad[row, :start].abs().max() == 0 and z.grad[row, start:-1].abs().max() > 0
 
 
 def test_gradient_clipping_really_clips():

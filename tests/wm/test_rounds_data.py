@@ -34,6 +34,10 @@ def test_m_continues_on_a_grown_data_set_only_when_asked(doom_es_run, copy_run, 
     # The checkpoint was made on the random data alone: continuing on the grown set is a decision.
     assert rnn_train.main(["--run", str(run), "--epochs", "2", *FAST]) == 1
     assert "pass --grown-data to continue on purpose" in capsys.readouterr().err
+    assert rnn_train.main(["--run", str(run), "--epochs", "1", "--grown-data", "--round-weight", "3",
+                           *FAST]) == 1  # (no epoch on the grown set: the weights would claim it)
+    assert "adds no epoch to the 1 done" in capsys.readouterr().err
+    assert not load_weights(run / "rnn" / "rnn.pt", "rnn")["info"].get("rounds")
     assert rnn_train.main(["--run", str(run), "--epochs", "2", "--grown-data", "--round-weight", "3",
                            *FAST]) == 0
     out = capsys.readouterr().out
