@@ -140,6 +140,10 @@ DOOM_SKILL_HELP = (f"Doom: ViZDoom skill of the run's game, 1 (easiest) to 5 (ni
                    f"kept for the whole run: V and M learn it, C is trained and scored in it; TakeCover "
                    f"plays 2, 3 and 4 alike (default: the scenario as ViZDoom ships it, take_cover.cfg's "
                    f"skill {DOOM_SCENARIO_SKILL})")
+# Where the run's data and training play (wm.fast_carracing); its scores are always official.
+FAST_ENV_HELP = ("CarRacing: play gymnasium's game (same physics, rewards, endings) with frames drawn by a "
+                 "renderer ~7x cheaper, within a tested bound of the official ones (wm.evaluate always "
+                 "scores on the official env)")
 
 
 @dataclass
@@ -166,12 +170,13 @@ class ExtractConfig:
     )
     max_steps: int | None = arg(None, "cap on steps per episode" + preset_note("extract", "max_steps"))
     doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
+    fast_env: bool = arg(False, FAST_ENV_HELP + "; kept for the whole data set")
     seed: int = arg(0, "run seed; episode i is made from the seed sequence (seed, i)")
     log_every: float = arg(10.0, "seconds between progress lines")
 
 
 # The fields whose values change what the files hold: a run directory keeps them fixed.
-EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "doom_skill", "seed")
+EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "doom_skill", "fast_env", "seed")
 
 
 @dataclass
@@ -265,6 +270,7 @@ class TrainConfig:
         0, "CarRacing: end a training episode after this many steps in a row without a new track tile, "
         "scoring -0.1 for each step left as if the car never came back (saves time; 0: off"
         + preset_note("train", "off_track_stop").replace(" (", "; ", 1))
+    fast_env: bool = arg(False, FAST_ENV_HELP + "; part of the checkpoint's settings")
     force: bool = arg(False, "continue a checkpoint even if it was made with other settings")
     dream: bool = arg(False, "train inside M's dream of Doom TakeCover instead of the real game (the "
                       "Doom presets do)")

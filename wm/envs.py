@@ -104,10 +104,14 @@ class CarRacingEnv(_FrameEnv):
 
     def __init__(self, max_steps: int = 1000):
         super().__init__(action_dim=3, max_steps=max_steps)
+        self._game = self._new_game()
+
+    def _new_game(self) -> Any:
+        """gymnasium's game (wm.fast_carracing swaps in one that draws its frames more cheaply)."""
         from gymnasium.envs.box2d.car_racing import CarRacing
 
         # The class itself, not gym.make: the step cap is ours, and no checker wraps every step.
-        self._game = CarRacing(continuous=True, domain_randomize=False)
+        return CarRacing(continuous=True, domain_randomize=False)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         frame, info = self._game.reset(seed=self._start_episode(seed))
@@ -231,6 +235,13 @@ class DoomTakeCoverEnv(_FrameEnv):
         shutil.rmtree(self._settings_dir, ignore_errors=True)
 
 
+def _fast_carracing(max_steps: int) -> _FrameEnv:
+    """wm.fast_carracing's env, imported only when asked for (it imports this module)."""
+    from wm.fast_carracing import FastCarRacingEnv
+
+    return FastCarRacingEnv(max_steps)
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     name: str
@@ -243,10 +254,14 @@ class EnvSpec:
     # step it skips; None where an episode cannot be ended early that way (Doom).
     idle_reward: float | None = None
     skills: tuple[int, ...] = ()  # the difficulty levels the game offers (--doom-skill); () none
+    # (max_steps) -> the same game, drawn more cheaply, for extraction and training (--fast-env);
+    # None where there is none. Scores are always the official env's.
+    make_fast: Callable[[int], _FrameEnv] | None = None
 
 
 ENVS: dict[str, EnvSpec] = {
-    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0, -0.1),
+    "carracing": EnvSpec("carracing", 3, 1000, CarRacingEnv, ("steer", "gas", "brake"), 50.0, -0.1,
+                           make_fast=_fast_carracing),
     # One value: left below -1/3, right above 1/3 (DOOM_MOVE_THRESHOLD); 35 tics per second.
     "doom": EnvSpec("doom", 1, 2100, DoomTakeCoverEnv, ("move",), 35.0, skills=DOOM_SKILLS),
 }
@@ -265,12 +280,24 @@ def check_skill(name: str, skill: int | None) -> None:
                       f"scenario's own is {DOOM_SCENARIO_SKILL}), got {skill}")
 
 
-def make_env(name: str, max_steps: int | None = None, skill: int | None = None) -> _FrameEnv:
+def check_fast(name: str, fast: bool) -> None:
+    """One clear line for --fast-env on an env that has no fast version."""
+    if fast and ENVS[name].make_fast is None:
+        raise WMError(f"--fast-env plays CarRacing drawn by a cheaper renderer; this run is {name}, "
+                      "which has none")
+
+
+def make_env(name: str, max_steps: int | None = None, skill: int | None = None,
+             fast: bool = False) -> _FrameEnv:
     """A fresh env by name; ``max_steps`` defaults to the env's own cap, ``skill`` (Doom) to the
-    scenario's own difficulty."""
+    scenario's own difficulty; ``fast`` (CarRacing) draws the same game more cheaply, for training."""
     if name not in ENVS:
         raise ValueError(f"unknown env {name!r}; choose from {', '.join(ENV_NAMES)}")
     check_skill(name, skill)
+    check_fast(name, fast)
     spec = ENVS[name]
     steps = spec.max_steps if max_steps is None else max_steps
+    if fast:
+        assert spec.make_fast is not None
+        return spec.make_fast(steps)
     return spec.make(steps) if skill is None else spec.make(steps, skill=skill)

@@ -28,7 +28,7 @@ from wm.config import (
     as_dict,
     parse_stage_config,
 )
-from wm.envs import check_skill, make_env
+from wm.envs import check_fast, check_skill, make_env
 from wm.errors import WMError
 from wm.files import remove_stale_temps, write_json
 from wm.policies import Policy, make_policy
@@ -76,8 +76,9 @@ def run_episode(
 
 
 def _expected_meta(cfg: ExtractConfig) -> dict[str, Any]:
-    """What every episode file of this data set says about how it was made."""
-    return {key: getattr(cfg, key) for key in EXTRACT_DATA_FIELDS}
+    """What every episode file of this data set says about how it was made. ``fast_env`` is None
+    when off: files made before the option existed (all on the official env) say nothing of it."""
+    return {**{key: getattr(cfg, key) for key in EXTRACT_DATA_FIELDS}, "fast_env": cfg.fast_env or None}
 
 
 class FileStatus(NamedTuple):
@@ -112,6 +113,7 @@ def validate_config(cfg: ExtractConfig) -> None:
     if cfg.max_steps is None or cfg.max_steps < 1:
         raise WMError(f"--max-steps must be at least 1, got {cfg.max_steps}")
     check_skill(cfg.env, cfg.doom_skill)
+    check_fast(cfg.env, cfg.fast_env)
     if cfg.seed < 0:
         raise WMError(f"--seed must be non-negative, got {cfg.seed}")
     if not math.isfinite(cfg.log_every) or cfg.log_every < 0:
@@ -215,7 +217,7 @@ def _extract(cfg: ExtractConfig, comm: Comm, stack: ExitStack) -> dict[str, Any]
     comm.on_root(set_up, (WMError,))
 
     def make_player() -> tuple[Play, Callable[[], None]]:
-        env = make_env(cfg.env, cfg.max_steps, cfg.doom_skill)
+        env = make_env(cfg.env, cfg.max_steps, cfg.doom_skill, cfg.fast_env)
         policy = make_policy(cfg.policy, env.action_space.shape[0])
         return (lambda i, on_step: run_episode(env, policy, cfg.seed, i, on_step)), env.close
 

@@ -33,8 +33,8 @@ from es.launch import mpirun_command
 from es.mpi import usage_error
 from wm import cli
 from wm.cli import arg
-from wm.config import DOOM_SKILL_HELP, PRESET_NAMES, preset_values
-from wm.envs import ENV_NAMES, check_skill
+from wm.config import DOOM_SKILL_HELP, FAST_ENV_HELP, PRESET_NAMES, preset_values
+from wm.envs import ENV_NAMES, check_fast, check_skill
 from wm.errors import WMError
 from wm.files import read_json
 from wm.report import ReportConfig, write_report
@@ -53,6 +53,7 @@ class PipelineConfig:
     np: int = arg(0, "MPI ranks for extraction; training and evaluation use NP + 1 (0: the cores)")
     eval_episodes: int = arg(100, "real-env episodes of the final evaluation (and of the random baseline)")
     doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
+    fast_env: bool = arg(False, FAST_ENV_HELP + "; for extraction and training, not the final evaluation")
     rounds: int | None = arg(None, "Doom: rounds of iterative training after the first controller: real "
                              "episodes of the best C join the data, M and the ES continue (wm.rounds; "
                              "default: the preset's, 0)")
@@ -111,7 +112,8 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     def extracted() -> bool:
         summary = read_json(run / "record" / "summary.json")
         return bool(summary) and summary.get("episodes") == want["extract"]["episodes"] \
-            and summary.get("env") == env and summary.get("doom_skill") == cfg.doom_skill
+            and summary.get("env") == env and summary.get("doom_skill") == cfg.doom_skill \
+            and summary.get("fast_env") == (cfg.fast_env or None)
 
     def vae_done() -> bool:
         info = _weights_info(run / "vae" / "vae.pt")
@@ -137,12 +139,13 @@ def stages(cfg: PipelineConfig) -> list[Stage]:
     episodes = ["--episodes", str(cfg.eval_episodes)]
     # The skill is set where the data is made; every later stage plays the run's own.
     skill = [] if cfg.doom_skill is None else ["--doom-skill", str(cfg.doom_skill)]
+    fast = ["--fast-env"] if cfg.fast_env else []  # (wm.evaluate always plays the official env)
     return [
-        Stage("extract", "wm.extract", ranks, [*base, "--env", env, *skill], extracted),
+        Stage("extract", "wm.extract", ranks, [*base, "--env", env, *skill, *fast], extracted),
         Stage("vae", "wm.vae_train", 0, base, vae_done),
         Stage("series", "wm.series", 0, ["--run", str(run)], series_done),
         Stage("rnn", "wm.rnn_train", 0, base, rnn_done),
-        Stage("train", "wm.train", ranks + 1, base, trained),
+        Stage("train", "wm.train", ranks + 1, [*base, *fast], trained),
         Stage("evaluate", "wm.evaluate", ranks + 1, ["--run", str(run), *episodes], evaluated("real")),
         Stage("random", "wm.evaluate", ranks + 1, ["--run", str(run), "--params", "random", *episodes],
               evaluated("random")),
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
         RoundSettings.of(cfg)  # (refuses rounds where there is no dream)
         check_skill(cfg.env, cfg.doom_skill)
+        check_fast(cfg.env, cfg.fast_env)
     except WMError as err:
         return usage_error(err)
     try:

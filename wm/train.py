@@ -40,7 +40,7 @@ from es.trainer import ESSettings, Evaluate, GenerationRow, TrainerState, train
 from wm import cli, early_stop
 from wm.config import MAX_EPISODES, TrainConfig, as_dict, parse_stage_config
 from wm.controller import ControllerSpec, params_digest, spec_for
-from wm.envs import ENVS
+from wm.envs import ENVS, check_fast
 from wm.errors import WMError, machine_error_line, naming
 from wm.files import atomic_write, read_json, write_json
 from wm.models import load_world_model, rnn_weights, world_model_digests
@@ -83,6 +83,7 @@ def validate_config(cfg: TrainConfig) -> None:
                       f"{'in the dream' if cfg.dream else cfg.env}")
     if cfg.dream and cfg.env != "doom":
         raise WMError(f"--dream needs the Doom TakeCover pipeline (--env doom); this run is {cfg.env}")
+    check_fast(cfg.env, cfg.fast_env)
 
 
 def controller_spec(run: str) -> ControllerSpec:
@@ -119,8 +120,8 @@ def make_evaluator(cfg: TrainConfig, doom_skill: int | None = None) -> Evaluate 
     agent = WorldModelAgent(vae, mdrnn)
     idle_reward = ENVS[cfg.env].idle_reward
     skill = run_doom_skill(cfg.run, doom_skill)
-    envs = [early_stop.wrap(make_env(cfg.env, cfg.max_steps or None, skill), cfg.off_track_stop, idle_reward)
-            for _ in range(cfg.envs_per_worker)]
+    envs = [early_stop.wrap(make_env(cfg.env, cfg.max_steps or None, skill, cfg.fast_env), cfg.off_track_stop,
+                            idle_reward) for _ in range(cfg.envs_per_worker)]
     for env in envs:
         atexit.register(env.close)  # (ViZDoom's engine process and settings directory)
     if len(envs) > 1:
@@ -189,6 +190,7 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
             "dream": cfg.dream, "temperature": cfg.temperature if cfg.dream else None,
             # (only when on / set, so checkpoints made before the option existed still continue)
             **({"off_track_stop": cfg.off_track_stop} if cfg.off_track_stop else {}),
+            **({"fast_env": True} if cfg.fast_env else {}),
             **({"init_params": params_digest(initial_params(cfg))} if cfg.init_params else {}),
             **({"doom_skill": skill} if (skill := run_doom_skill(cfg.run)) is not None else {})}
 
