@@ -26,7 +26,7 @@ setup(
         "mpi4py>=3.1",
         "cma>=3.3",
         "tensorboard>=2.10",
-        # Pictures of a run (wm.plots, wm.report): headless matplotlib; MP4 through imageio's ffmpeg.
+        # Pictures of a run (wm.pictures.plots, wm.report): headless matplotlib; MP4 through imageio's ffmpeg.
         "matplotlib>=3.6",
         "imageio>=2.28",
         "imageio-ffmpeg>=0.4.8",

@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wm.config import RNNTrainConfig, preset_values  # noqa: E402
-from wm.files import read_json  # noqa: E402
-from wm.results import collect  # noqa: E402
+from wm.core.config import RNNTrainConfig, preset_values  # noqa: E402
+from wm.data.files import read_json  # noqa: E402
+from wm.pictures.results import collect  # noqa: E402
 
 STEPS = 1000  # CarRacing's episode cap
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from es.checkpoint import Checkpoints  # noqa: E402
 from es.strategies import STRATEGIES, make_strategy, strategy_from_state  # noqa: E402
-from wm.files import atomic_write  # noqa: E402
+from wm.data.files import atomic_write  # noqa: E402
 
 
 def legacy_bytes(strategy) -> bytes:

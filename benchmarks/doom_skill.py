@@ -2,14 +2,14 @@
 
     python benchmarks/doom_skill.py [--skills 1,2,3,4,5] [--episodes 200] [--workers 2] [--policy hold]
 
-Plays what ``wm.evaluate --params random`` plays (wm.evaluate.RandomEvaluate: the policy seeded per
+Plays what ``wm.evaluate --params random`` plays (wm.stages.evaluate.RandomEvaluate: the policy seeded per
 episode, on the evaluation seeds of --seed) at each skill, and once with the skill left unset (the
 scenario as ViZDoom ships it), which must match its own skill episode for episode. Prints a Markdown
 table: mean +- std of the return (+1 per tic survived, so return = steps), its standard error, the
 median, min and max, and how many episodes reached the 2100-tic cap.
 
 ``--crop-episodes N`` (default 20) also plays N episodes at the default skill and counts the frames
-whose rows cut by the crop (wm.envs.DOOM_KEEP_ROWS of 120 are kept) show part of a fireball.
+whose rows cut by the crop (wm.envs.games.DOOM_KEEP_ROWS of 120 are kept) show part of a fireball.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from es.mpi import single_thread  # noqa: E402
-from wm.config import preset_values  # noqa: E402
-from wm.envs import DOOM_KEEP_ROWS, DOOM_RESOLUTION, DOOM_SCENARIO_SKILL, DOOM_SKILLS, ENVS, make_env  # noqa: E402
-from wm.evaluate import RandomEvaluate, evaluation_seeds, summarize  # noqa: E402
-from wm.policies import make_policy  # noqa: E402
+from wm.core.config import preset_values  # noqa: E402
+from wm.envs.games import DOOM_KEEP_ROWS, DOOM_RESOLUTION, DOOM_SCENARIO_SKILL, DOOM_SKILLS, ENVS, make_env  # noqa: E402
+from wm.envs.policies import make_policy  # noqa: E402
+from wm.stages.evaluate import RandomEvaluate, evaluation_seeds, summarize  # noqa: E402
 
 CHUNK = 20  # episodes per task: one env start per task, small enough to keep both workers busy
 

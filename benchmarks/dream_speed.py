@@ -23,16 +23,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from wm.controller import LinearController, spec_for  # noqa: E402
-from wm.dream import DreamBatch, DreamEnv, DreamEvaluate, load_initial_latents  # noqa: E402
-from wm.mdrnn import MDRNN, doom_config  # noqa: E402
+from wm.envs.dream import DreamBatch, DreamEnv, DreamEvaluate, load_initial_latents  # noqa: E402
+from wm.models.controller import LinearController, spec_for  # noqa: E402
+from wm.models.mdrnn import MDRNN, doom_config  # noqa: E402
 
 EPISODE_CAP = 200  # steps: short episodes so the timed loops can stop soon after their time is up
 
 
 def model(run: str | None) -> tuple[MDRNN, np.ndarray, np.ndarray]:
     if run:
-        from wm.models import load_mdrnn
+        from wm.models.weights import load_mdrnn
 
         return load_mdrnn(run)[0], *load_initial_latents(run)
     torch.manual_seed(0)

@@ -5,7 +5,7 @@
 
 Plays one whole CarRacing episode (no early stop) for each candidate of an ES population with the
 run's V and M, keeps every step's reward, then replays the stopping rule on those rewards
-(wm.early_stop.stopped_return, what the wrapper computes as it plays). For each patience it prints the
+(wm.envs.early_stop.stopped_return, what the wrapper computes as it plays). For each patience it prints the
 share of steps that would have been played, how many returns change and by how much, and whether the
 ranking the strategy sees survives: Spearman's rank correlation of the fitnesses and the overlap of
 the top half (the candidates CMA-ES recombines). ``initial`` is generation 1's population (a fresh
@@ -32,8 +32,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from es.checkpoint import CHECKPOINT_NAME, Checkpoints  # noqa: E402
 from es.mpi import single_thread  # noqa: E402
 from es.strategies import make_strategy, strategy_from_state  # noqa: E402
-from wm.early_stop import stopped_return  # noqa: E402
-from wm.envs import ENVS, make_env  # noqa: E402
+from wm.envs.early_stop import stopped_return  # noqa: E402
+from wm.envs.games import ENVS, make_env  # noqa: E402
 
 ENV = "carracing"
 
@@ -61,8 +61,8 @@ def play_share(args: tuple[str, list[tuple[int, np.ndarray, int]], int]) -> dict
     """In a worker process: play whole episodes (index, params, seed); returns their rewards by seed."""
     run, jobs, slots = args
     single_thread()
-    from wm.models import load_mdrnn, load_vae
-    from wm.rollout import LockstepAgent, WorldModelAgent
+    from wm.envs.rollout import LockstepAgent, WorldModelAgent
+    from wm.models.weights import load_mdrnn, load_vae
 
     agent = WorldModelAgent(load_vae(run)[0], load_mdrnn(run)[0])
     finished: dict[int, list[float]] = {}
@@ -81,7 +81,7 @@ def population(run: str, which: str, popsize: int) -> np.ndarray:
         if data is None:
             raise SystemExit(f"error: no ES checkpoint in {Path(run) / 'es'}")
         return strategy_from_state(data["strategy"]).ask()
-    from wm.train import controller_spec
+    from wm.stages.train import controller_spec
 
     return make_strategy("cma", controller_spec(run).num_params, popsize, seed=0, sigma_init=0.1).ask()
 

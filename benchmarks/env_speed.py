@@ -30,10 +30,10 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 from es.launch import mpirun_command  # noqa: E402
 from es.mpi import single_thread  # noqa: E402
-from wm.envs import CarRacingEnv, make_env  # noqa: E402
-from wm.extract import run_episode  # noqa: E402
-from wm.fast_carracing import FastCarRacingEnv  # noqa: E402
-from wm.policies import make_policy  # noqa: E402
+from wm.envs.fast_carracing import FastCarRacingEnv  # noqa: E402
+from wm.envs.games import CarRacingEnv, make_env  # noqa: E402
+from wm.envs.policies import make_policy  # noqa: E402
+from wm.stages.extract import run_episode  # noqa: E402
 
 CARRACING_ENVS = {"official": CarRacingEnv, "fast": FastCarRacingEnv}
 
@@ -99,13 +99,13 @@ class TimedEnv:
 
 def carracing_agent(run: str | None) -> tuple[Any, np.ndarray]:
     """(WorldModelAgent, controller parameters): the run's, or random ones of the real sizes."""
-    from wm.mdrnn import MDRNN, MDRNNConfig
-    from wm.rollout import WorldModelAgent
-    from wm.vae import ConvVAE, VAEConfig
+    from wm.envs.rollout import WorldModelAgent
+    from wm.models.mdrnn import MDRNN, MDRNNConfig
+    from wm.models.vae import ConvVAE, VAEConfig
 
     if run is not None:
-        from wm.evaluate import load_controller
-        from wm.models import load_world_model
+        from wm.models.weights import load_world_model
+        from wm.stages.evaluate import load_controller
 
         return WorldModelAgent(*load_world_model(run)), load_controller(run, "best")
     torch.manual_seed(0)

@@ -30,7 +30,7 @@ from es.launch import mpirun_command  # noqa: E402
 from es.mpi import run_ranks  # noqa: E402
 from es.strategies import make_strategy  # noqa: E402
 from es.trainer import ESSettings, train  # noqa: E402
-from wm.files import atomic_write  # noqa: E402
+from wm.data.files import atomic_write  # noqa: E402
 
 STEP_S = 0.5e-3  # about a Doom step with the full policy on this machine (env ~0.4 ms, V+M+C ~1 ms)
 
@@ -98,11 +98,11 @@ def policy_overhead(slots: int = 1, steps: int = 300) -> tuple[float, float]:
     stepped in lockstep with V and M batched over them, as ``wm.train --envs-per-worker``."""
     import torch
 
-    from wm.controller import LinearController
-    from wm.envs import make_env
-    from wm.mdrnn import MDRNN, carracing_config
-    from wm.rollout import WorldModelAgent
-    from wm.vae import ConvVAE, VAEConfig, to_tensor
+    from wm.envs.games import make_env
+    from wm.envs.rollout import WorldModelAgent
+    from wm.models.controller import LinearController
+    from wm.models.mdrnn import MDRNN, carracing_config
+    from wm.models.vae import ConvVAE, VAEConfig, to_tensor
 
     torch.set_num_threads(1)
     agent = WorldModelAgent(ConvVAE(VAEConfig(32)), MDRNN(carracing_config()))

@@ -40,12 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from wm.config import EXTRACT_DATA_FIELDS  # noqa: E402
-from wm.mdrnn import MDRNN, MDRNNConfig, carracing_config, done_loss, doom_config, mixture_nll  # noqa: E402
-from wm.record import Episode, episode_path, write_episode  # noqa: E402
-from wm.recordset import RECORD_DIR, SUMMARY_NAME  # noqa: E402
-from wm.rnn_train import stream_batches  # noqa: E402
-from wm.rundir import save_stage_config  # noqa: E402
+from wm.core.config import EXTRACT_DATA_FIELDS  # noqa: E402
+from wm.data.record import Episode, episode_path, write_episode  # noqa: E402
+from wm.data.recordset import RECORD_DIR, SUMMARY_NAME  # noqa: E402
+from wm.data.rundir import save_stage_config  # noqa: E402
+from wm.models.mdrnn import MDRNN, MDRNNConfig, carracing_config, done_loss, doom_config, mixture_nll  # noqa: E402
+from wm.stages.rnn_train import stream_batches  # noqa: E402
 
 FRAME = (64, 64, 3)
 Batch = dict[str, torch.Tensor]

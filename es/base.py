@@ -6,7 +6,12 @@ none of them can get it wrong on its own:
 
 - non-finite fitness is replaced by the generation's worst finite value before any update, and
   counted (:attr:`Strategy.nonfinite_count`, :attr:`Result.nonfinite_count`);
-- weight decay: the fitness an update sees is ``fitness - weight_decay * mean(params ** 2)``;
+- weight decay, an L2 penalty ``weight_decay * mean(params ** 2)`` subtracted from a fitness, acts
+  where each algorithm says (:attr:`Strategy.decay_shaped_fitness`): on the rank-shaped fitness for
+  the gradient strategies (PEPG, OpenES, SNES: as estool's OpenES and PEPG, where ranks lie in
+  [-0.5, 0.5] so that 0.01 is a real regulariser whatever the scale of the returns), on the raw
+  fitness for CMA-ES and the GA (as estool's wrappers of them; with returns in the hundreds it then
+  barely changes the order of the candidates);
 - the best candidate ever told is tracked on the RAW fitness (what a worker measured, without the
   weight-decay penalty), since that is the score a user asks for;
 - all randomness comes from one ``numpy.random.Generator`` per strategy, seeded from ``seed``, and
@@ -94,6 +99,9 @@ class Strategy(ABC):
     """Base of every strategy: validation, fitness clean-up, best tracking, state and RNG."""
 
     name: ClassVar[str]
+    # True: the base class hands the update the fitness without penalty, and the algorithm subtracts
+    # :meth:`_penalty` from its shaped fitness; False: the base class subtracts it from the raw one.
+    decay_shaped_fitness: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -129,6 +137,10 @@ class Strategy(ABC):
         self.best_params = start.copy()
         self._pending: np.ndarray | None = None  # the last ask()'s solutions, until told
 
+    def _penalty(self, solutions: np.ndarray) -> np.ndarray | float:
+        """The weight-decay penalty of each candidate, for an algorithm that decays its shaped fitness."""
+        return weight_decay_penalty(solutions, self.weight_decay) if self.weight_decay > 0 else 0.0
+
     # -- what each algorithm provides --
     @abstractmethod
     def _sample(self) -> np.ndarray:
@@ -136,7 +148,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def _update(self, solutions: np.ndarray, fitness: np.ndarray) -> None:
-        """Move the distribution given finite, weight-decayed fitness (higher is better)."""
+        """Move the distribution given finite fitness (higher is better), weight-decayed unless
+        :attr:`decay_shaped_fitness`."""
 
     @abstractmethod
     def _mean(self) -> np.ndarray:
@@ -183,7 +196,7 @@ class Strategy(ABC):
             if raw[i] > self.best_fitness:
                 self.best_fitness = float(raw[i])
                 self.best_params = solutions[i].copy()
-        if self.weight_decay > 0:
+        if self.weight_decay > 0 and not self.decay_shaped_fitness:
             clean = clean - weight_decay_penalty(solutions, self.weight_decay)
         self._update(solutions, clean)
         self._pending = None
@@ -216,8 +229,15 @@ class Strategy(ABC):
             "algorithm": self._algo_state(),
         }
 
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """A state dict made by an older version of this strategy, in today's form (the same run:
+        options it did not have yet get the values that reproduce what it did). Default: as is."""
+        return state
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from ``state``; it must come from the same strategy with the same options."""
+        state = self.upgrade_state(state)
         for key, mine in (("strategy", self.name), ("num_params", self.num_params),
                           ("popsize", self.popsize)):
             if state.get(key) != mine:

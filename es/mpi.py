@@ -285,7 +285,7 @@ def _mpi_world() -> Comm:
             f"mpi4py uses {library!r}, which is not the MPI of this launcher; use the mpirun of the "
             "same installation (e.g. the virtual environment's), or point mpi4py at this one (MPICH: "
             "MPI4PY_MPIABI=mpich with its libmpi.so.12 on LD_LIBRARY_PATH, or an mpi4py built against "
-            "it; see the README, 'On a cluster')"
+            "it; see docs/cluster.md)"
         )
     return comm
 

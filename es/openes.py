@@ -1,4 +1,8 @@
-"""OpenAI-ES (Salimans et al. 2017): isotropic Gaussian search, rank fitness, Adam on the mean."""
+"""OpenAI-ES (Salimans et al. 2017): isotropic Gaussian search, rank fitness, ClipUp or Adam on the mean.
+
+estool's original behaviour: ``optimizer="adam", learning_rate=0.01, learning_rate_limit=0.001,
+learning_rate_decay=0.9999`` (:data:`OpenES.ESTOOL`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from es.adam import Adam
 from es.base import Strategy, check_bool, check_float
 from es.fitness import centred_ranks
+from es.optimizers import (
+    LEARNING_RATE_DECAY,
+    learning_rate_options,
+    learning_rate_schedule,
+    make_optimizer,
+    upgrade_adam_state,
+)
 
 
 class OpenES(Strategy):
@@ -16,9 +26,18 @@ class OpenES(Strategy):
 
     With antithetic sampling (the default) ``popsize`` must be even, and candidate ``i + popsize/2``
     mirrors candidate ``i``: the trainer's antithetic episode seeds pair the same candidates.
+
+    The mean's optimiser and learning-rate schedule are PEPG's (:class:`es.pepg.PEPG`): ClipUp by
+    default with a step of ``0.05 * sigma_init * sqrt(num_params)``, decaying by
+    ``learning_rate_decay`` per generation to ``learning_rate_limit`` (None: a tenth of the start).
+    Weight decay acts on the rank-shaped fitness, before it is normalised (as estool).
     """
 
     name = "openes"
+    decay_shaped_fitness = True
+    # estool's OpenES: Adam at a per-coordinate rate of 0.01, decaying very slowly to 0.001.
+    ESTOOL = {"optimizer": "adam", "learning_rate": 0.01, "learning_rate_decay": 0.9999,
+              "learning_rate_limit": 0.001}
 
     def __init__(
         self,
@@ -29,9 +48,10 @@ class OpenES(Strategy):
         sigma_init: float = 0.1,
         sigma_decay: float = 0.999,
         sigma_limit: float = 0.01,
-        learning_rate: float = 0.01,
-        learning_rate_decay: float = 0.9999,
-        learning_rate_limit: float = 0.001,
+        optimizer: str = "clipup",
+        learning_rate: float | None = None,
+        learning_rate_decay: float = LEARNING_RATE_DECAY,
+        learning_rate_limit: float | None = None,
         antithetic: bool = True,
         rank_fitness: bool = True,
         weight_decay: float = 0.01,
@@ -41,10 +61,7 @@ class OpenES(Strategy):
             "sigma_init": check_float("sigma_init", sigma_init, 0.0),
             "sigma_decay": check_float("sigma_decay", sigma_decay, 0.0, 1.0),
             "sigma_limit": check_float("sigma_limit", sigma_limit, 0.0, low_open=False),
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0),
-            "learning_rate_decay": check_float("learning_rate_decay", learning_rate_decay, 0.0, 1.0),
-            "learning_rate_limit": check_float("learning_rate_limit", learning_rate_limit, 0.0,
-                                               low_open=False),
+            **learning_rate_options(optimizer, learning_rate, learning_rate_decay, learning_rate_limit),
             "antithetic": check_bool("antithetic", antithetic),
             "rank_fitness": check_bool("rank_fitness", rank_fitness),
         }
@@ -53,12 +70,12 @@ class OpenES(Strategy):
             raise ValueError(f"openes with antithetic sampling needs an even popsize, got {self.popsize}")
         self.sigma_decay, self.sigma_limit = options["sigma_decay"], options["sigma_limit"]
         self.learning_rate_decay = options["learning_rate_decay"]
-        self.learning_rate_limit = options["learning_rate_limit"]
+        self.learning_rate, self.learning_rate_limit = learning_rate_schedule(
+            options, options["sigma_init"], self.num_params)
         self.antithetic, self.rank_fitness = options["antithetic"], options["rank_fitness"]
         self.mean = self.x0.copy()
         self.sigma = options["sigma_init"]
-        self.learning_rate = options["learning_rate"]
-        self.adam = Adam(self.num_params)
+        self.optimizer = make_optimizer(options["optimizer"], self.num_params)
         self._eps: np.ndarray | None = None  # the asked standard-normal directions
 
     def _sample(self) -> np.ndarray:
@@ -70,7 +87,7 @@ class OpenES(Strategy):
         return self.mean + self.sigma * self._eps
 
     def _update(self, solutions: np.ndarray, fitness: np.ndarray) -> None:
-        reward = centred_ranks(fitness) if self.rank_fitness else fitness
+        reward = (centred_ranks(fitness) if self.rank_fitness else fitness) - self._penalty(solutions)
         spread = float(reward.std())
         # A flat generation carries no direction: a zero gradient (estool would divide by zero).
         if spread > 0:
@@ -78,7 +95,7 @@ class OpenES(Strategy):
             gradient = normalised @ self._eps / (self.popsize * self.sigma)
         else:
             gradient = np.zeros(self.num_params)
-        self.mean = self.mean + self.adam.step(gradient, self.learning_rate)
+        self.mean = self.mean + self.optimizer.step(gradient, self.learning_rate)
         if self.sigma > self.sigma_limit:
             self.sigma *= self.sigma_decay
         if self.learning_rate > self.learning_rate_limit:
@@ -96,13 +113,17 @@ class OpenES(Strategy):
             "mean": self.mean.copy(),
             "sigma": self.sigma,
             "learning_rate": self.learning_rate,
-            "adam": self.adam.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "eps": None if self._eps is None else self._eps.copy(),
         }
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        return upgrade_adam_state(state)
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.mean = np.array(state["mean"], dtype=np.float64)
         self.sigma = float(state["sigma"])
         self.learning_rate = float(state["learning_rate"])
-        self.adam.load_state_dict(state["adam"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self._eps = None if state["eps"] is None else np.array(state["eps"], dtype=np.float64)

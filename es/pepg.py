@@ -1,7 +1,11 @@
 """PEPG: parameter-exploring policy gradients with per-parameter sigma (Sehnke et al. 2010).
 
 In estool's spirit: symmetric (antithetic) sampling, an average baseline, rank fitness, an adaptive
-per-parameter sigma with a bounded change per generation, and Adam on the mean.
+per-parameter sigma with a bounded change per generation; the mean follows ClipUp by default (as
+evotorch's PGPE), or estool's Adam.
+
+estool's original behaviour: ``optimizer="adam", learning_rate=0.01, learning_rate_limit=0.01,
+learning_rate_decay=0.9999`` (:data:`PEPG.ESTOOL`; that rate never decays, its floor being its start).
 """
 
 from __future__ import annotations
@@ -10,9 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from es.adam import Adam
 from es.base import Strategy, check_bool, check_float
 from es.fitness import centred_ranks
+from es.optimizers import (
+    LEARNING_RATE_DECAY,
+    learning_rate_options,
+    learning_rate_schedule,
+    make_optimizer,
+    upgrade_adam_state,
+)
 
 
 class PEPG(Strategy):
@@ -23,9 +33,26 @@ class PEPG(Strategy):
     mirrored pair is compared on the same episodes. Unlike estool, the mean itself is not one of the
     candidates: the trainer evaluates it on its own every few generations, and a spare slot would
     make popsize odd and break that pairing. The baseline is therefore the average fitness.
+
+    The mean's optimiser (``optimizer``): ``"clipup"`` (default), ``"adam"`` or ``"sgd"``; see
+    :mod:`es.optimizers`. ``learning_rate=None`` picks one that scales with the problem: ClipUp's step
+    is ``0.05 * sigma_init * sqrt(num_params)`` (a length in parameter space), Adam's
+    ``0.1 * sigma_init``, SGD's 10 (untuned beyond the sphere). The rate is multiplied by
+    ``learning_rate_decay`` each generation while above ``learning_rate_limit`` (None: a tenth of
+    the start).
+
+    Weight decay acts on the rank-shaped fitness (as estool): each candidate's centred rank, in
+    [-0.5, 0.5], loses ``weight_decay * mean(params ** 2)``. With ``rank_fitness=False`` it is
+    subtracted from the raw fitness, as estool does too.
     """
 
     name = "pepg"
+    decay_shaped_fitness = True
+    # SGD's default rate: PEPG's gradient carries sigma (a step of ~rate * sigma per coordinate).
+    SGD_RATE = 10.0
+    # estool's PEPG: Adam at a fixed per-coordinate rate of 0.01.
+    ESTOOL = {"optimizer": "adam", "learning_rate": 0.01, "learning_rate_decay": 0.9999,
+              "learning_rate_limit": 0.01}
 
     def __init__(
         self,
@@ -38,9 +65,10 @@ class PEPG(Strategy):
         sigma_decay: float = 0.999,
         sigma_limit: float = 0.01,
         sigma_max_change: float = 0.2,
-        learning_rate: float = 0.01,
-        learning_rate_decay: float = 0.9999,
-        learning_rate_limit: float = 0.01,
+        optimizer: str = "clipup",
+        learning_rate: float | None = None,
+        learning_rate_decay: float = LEARNING_RATE_DECAY,
+        learning_rate_limit: float | None = None,
         rank_fitness: bool = True,
         weight_decay: float = 0.01,
         x0: np.ndarray | None = None,
@@ -52,10 +80,7 @@ class PEPG(Strategy):
             "sigma_limit": check_float("sigma_limit", sigma_limit, 0.0, low_open=False),
             # Below 1, so a step can never make a sigma zero or negative.
             "sigma_max_change": check_float("sigma_max_change", sigma_max_change, 0.0, 0.999),
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0),
-            "learning_rate_decay": check_float("learning_rate_decay", learning_rate_decay, 0.0, 1.0),
-            "learning_rate_limit": check_float("learning_rate_limit", learning_rate_limit, 0.0,
-                                               low_open=False),
+            **learning_rate_options(optimizer, learning_rate, learning_rate_decay, learning_rate_limit),
             "rank_fitness": check_bool("rank_fitness", rank_fitness),
         }
         super().__init__(num_params, popsize, seed, weight_decay=weight_decay, x0=x0, options=options)
@@ -65,12 +90,12 @@ class PEPG(Strategy):
         self.sigma_decay, self.sigma_limit = options["sigma_decay"], options["sigma_limit"]
         self.sigma_max_change = options["sigma_max_change"]
         self.learning_rate_decay = options["learning_rate_decay"]
-        self.learning_rate_limit = options["learning_rate_limit"]
+        self.learning_rate, self.learning_rate_limit = learning_rate_schedule(
+            options, options["sigma_init"], self.num_params, sgd_rate=self.SGD_RATE)
         self.rank_fitness = options["rank_fitness"]
         self.mean = self.x0.copy()
         self.sigma = np.full(self.num_params, options["sigma_init"])
-        self.learning_rate = options["learning_rate"]
-        self.adam = Adam(self.num_params)
+        self.optimizer = make_optimizer(options["optimizer"], self.num_params)
         self._eps: np.ndarray | None = None  # the asked perturbations (already scaled by sigma)
 
     def _sample(self) -> np.ndarray:
@@ -80,14 +105,14 @@ class PEPG(Strategy):
 
     def _update(self, solutions: np.ndarray, fitness: np.ndarray) -> None:
         eps, half = self._eps, self.popsize // 2
-        reward = centred_ranks(fitness) if self.rank_fitness else fitness
+        reward = (centred_ranks(fitness) if self.rank_fitness else fitness) - self._penalty(solutions)
         plus, minus = reward[:half], reward[half:]
         baseline = reward.mean()
 
         # Mean: each mirrored pair's difference estimates the slope along its perturbation; the
-        # baseline cancels within a pair. Adam normalises the scale.
+        # baseline cancels within a pair. The optimiser sets the scale.
         gradient = 0.5 * (plus - minus) @ eps / half
-        self.mean = self.mean + self.adam.step(gradient, self.learning_rate)
+        self.mean = self.mean + self.optimizer.step(gradient, self.learning_rate)
 
         # Sigma: widen along perturbations whose pair did better than average, narrow otherwise.
         scale = 1.0 if self.rank_fitness else float(reward.std())
@@ -114,13 +139,17 @@ class PEPG(Strategy):
             "mean": self.mean.copy(),
             "sigma": self.sigma.copy(),
             "learning_rate": self.learning_rate,
-            "adam": self.adam.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "eps": None if self._eps is None else self._eps.copy(),
         }
+
+    @classmethod
+    def upgrade_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        return upgrade_adam_state(state)
 
     def _load_algo_state(self, state: dict[str, Any]) -> None:
         self.mean = np.array(state["mean"], dtype=np.float64)
         self.sigma = np.array(state["sigma"], dtype=np.float64)
         self.learning_rate = float(state["learning_rate"])
-        self.adam.load_state_dict(state["adam"])
+        self.optimizer.load_state_dict(state["optimizer"])
         self._eps = None if state["eps"] is None else np.array(state["eps"], dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Make a strategy by name: ``make_strategy("cma" | "pepg" | "openes" | "ga", ...)``.
+"""Make a strategy by name: ``make_strategy("cma" | "pepg" | "openes" | "snes" | "ga", ...)``.
 
 Example (maximising ``fitness_of``)::
 
@@ -19,10 +19,11 @@ from es.cmaes import CMAES
 from es.ga import SimpleGA
 from es.openes import OpenES
 from es.pepg import PEPG
+from es.snes import SNES
 
 __all__ = ["STRATEGIES", "Result", "Strategy", "make_strategy", "strategy_from_state", "strategy_options"]
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (CMAES, PEPG, OpenES, SimpleGA)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (CMAES, PEPG, OpenES, SNES, SimpleGA)}
 
 
 def strategy_options(name: str) -> dict[str, Any]:
@@ -47,6 +48,7 @@ def make_strategy(name: str, num_params: int, popsize: int, seed: int, **options
 
 def strategy_from_state(state: dict[str, Any]) -> Strategy:
     """The strategy a :meth:`Strategy.state_dict` came from, continuing where it stopped."""
+    state = _strategy_class(state["strategy"]).upgrade_state(state)
     strategy = make_strategy(state["strategy"], state["num_params"], state["popsize"], state["seed"],
                              **state["options"])
     strategy.load_state_dict(state)

@@ -99,15 +99,19 @@ def eval_seed(settings: ESSettings, generation: int, episode: int) -> int:
 
 
 def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[int, int]],
-                 evaluate: Evaluate | BatchEvaluate | None) -> tuple[np.ndarray, list[Any]]:
+                 evaluate: Evaluate | BatchEvaluate | None,
+                 on_result: Callable[[float, int], None] | None = None) -> tuple[np.ndarray, list[Any]]:
     """On rank 0: play every task (row of ``population``, seed); returns (len(tasks), 3) of
     (return, steps, seconds) and each task's details (None where the evaluator gives none). Other
-    ranks serve in :func:`worker_loop`."""
+    ranks serve in :func:`worker_loop`. ``on_result(return, steps)`` is called as each task ends
+    (for progress lines)."""
     results, details = np.zeros((len(tasks), 3)), [None] * len(tasks)
     if comm.size == 1:
         pending = iter([(k, row, seed) for k, (row, seed) in enumerate(tasks)])
         for k, ret, steps, seconds, detail in play(evaluate, population, lambda: next(pending, None)):
             results[k], details[k] = (ret, steps, seconds), detail
+            if on_result is not None:
+                on_result(ret, steps)
         return results, details
     comm.bcast(("evaluate", population.shape))
     comm.bcast_array(population, population.shape)
@@ -117,6 +121,8 @@ def evaluate_all(comm: Comm, population: np.ndarray | None, tasks: list[tuple[in
         for k, ret, steps, seconds, detail in comm.collect():
             results[k], details[k] = (ret, steps, seconds), detail
             received += 1
+            if on_result is not None:
+                on_result(ret, steps)
         queue.serve()
         time.sleep(POLL_S)
     return results, details
@@ -177,7 +183,8 @@ def stop_workers(comm: Comm) -> None:
 
 
 def evaluate_tasks(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvaluate],
-                   population: np.ndarray, tasks: list[tuple[int, int]]
+                   population: np.ndarray, tasks: list[tuple[int, int]],
+                   on_result: Callable[[float, int], None] | None = None
                    ) -> tuple[np.ndarray, list[Any]] | None:
     """Play each task (row of ``population``, seed) once over the ranks, as a generation is played,
     then release the workers; returns on rank 0 (len(tasks), 3) of (return, steps, seconds) and
@@ -185,7 +192,7 @@ def evaluate_tasks(comm: Comm, make_evaluate: Callable[[], Evaluate | BatchEvalu
     if not comm.is_root:
         worker_loop(comm, make_evaluate)
         return None
-    played = evaluate_all(comm, population, tasks, make_evaluate() if comm.size == 1 else None)
+    played = evaluate_all(comm, population, tasks, make_evaluate() if comm.size == 1 else None, on_result)
     stop_workers(comm)
     return played
 

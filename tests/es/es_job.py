@@ -14,7 +14,7 @@ from es.checkpoint import Checkpoints
 from es.mpi import run_ranks
 from es.strategies import make_strategy
 from es.trainer import ESSettings, train
-from wm.files import atomic_write
+from wm.data.files import atomic_write
 
 DIM = 12
 

@@ -39,18 +39,23 @@ PROBLEMS = {
 # Fraction of the gap to close; beside each, what seeds 0-4 reached when the margins were set.
 REQUIRED = {
     ("cma", "sphere"): 0.999,  # 1.000 all
-    ("pepg", "sphere"): 0.95,  # 0.987-0.994
-    ("openes", "sphere"): 0.95,  # 0.983-0.988
+    ("pepg", "sphere"): 0.95,  # 0.999 all (estool's Adam options: 0.987-0.994)
+    ("openes", "sphere"): 0.95,  # 0.991-0.994 (Adam: 0.983-0.988)
+    ("snes", "sphere"): 0.99,  # 1.000 all
     ("ga", "sphere"): 0.95,  # 0.975-0.983
     ("cma", "rosenbrock"): 0.99,  # 1.000 all
-    ("pepg", "rosenbrock"): 0.9,  # 0.995-1.000
-    ("openes", "rosenbrock"): 0.6,  # 0.661-0.789
+    ("pepg", "rosenbrock"): 0.9,  # 1.000 all (Adam: 0.995-1.000)
+    # ClipUp's rate decays to a tenth by generation ~460 of the 1000: slower along the curved valley
+    # than estool's Adam at a near-fixed rate (0.661-0.789).
+    ("openes", "rosenbrock"): 0.45,  # 0.524-0.549
+    ("snes", "rosenbrock"): 0.45,  # 0.564-0.606
     ("ga", "rosenbrock"): 0.5,  # 0.535-0.812
     # With the default sigma (0.1, a tenth of the ripples' spacing) Rastrigin tests descent on a
     # rugged landscape: dropping straight into the nearest local optima (x = 2 or 3) closes 66-85%.
     ("cma", "rastrigin"): 0.75,  # 0.810-0.856
-    ("pepg", "rastrigin"): 0.75,  # 0.822-0.846
-    ("openes", "rastrigin"): 0.75,  # 0.823-0.843
+    ("pepg", "rastrigin"): 0.75,  # 0.829-0.848
+    ("openes", "rastrigin"): 0.75,  # 0.827-0.844
+    ("snes", "rastrigin"): 0.7,  # 0.773-0.848
     ("ga", "rastrigin"): 0.7,  # 0.748-0.843
 }
 

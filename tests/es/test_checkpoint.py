@@ -16,7 +16,7 @@ from es.checkpoint import Checkpoints, convert_legacy
 from es.strategies import make_strategy, strategy_from_state
 from tests.conftest import ROOT, Payload
 
-NAMES = ["cma", "pepg", "openes", "ga"]
+NAMES = ["cma", "pepg", "openes", "snes", "ga"]
 
 
 def write(path: Path, writer) -> None:

@@ -9,7 +9,7 @@ import pytest
 from es.base import MAX_POPSIZE
 from es.strategies import make_strategy
 
-NAMES = ["cma", "pepg", "openes", "ga"]
+NAMES = ["cma", "pepg", "openes", "snes", "ga"]
 
 
 @pytest.mark.parametrize("name", NAMES)

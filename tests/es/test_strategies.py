@@ -15,7 +15,7 @@ from es import statefile
 from es.base import Result
 from es.strategies import STRATEGIES, make_strategy, strategy_from_state, strategy_options
 
-NAMES = ["cma", "pepg", "openes", "ga"]
+NAMES = ["cma", "pepg", "openes", "snes", "ga"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -62,12 +62,15 @@ def test_reference_defaults():
     pepg = strategy_options("pepg")
     assert (pepg["sigma_init"], pepg["sigma_alpha"], pepg["sigma_decay"], pepg["sigma_limit"]) == (
         0.10, 0.20, 0.999, 0.01)
-    assert (pepg["sigma_max_change"], pepg["learning_rate"], pepg["learning_rate_decay"],
-            pepg["learning_rate_limit"], pepg["weight_decay"]) == (0.2, 0.01, 0.9999, 0.01, 0.01)
+    assert (pepg["sigma_max_change"], pepg["optimizer"], pepg["learning_rate"], pepg["learning_rate_decay"],
+            pepg["learning_rate_limit"], pepg["weight_decay"]) == (0.2, "clipup", None, 0.995, None, 0.01)
     openes = strategy_options("openes")
-    assert (openes["sigma_init"], openes["sigma_decay"], openes["sigma_limit"], openes["learning_rate"],
-            openes["learning_rate_decay"], openes["learning_rate_limit"]) == (0.1, 0.999, 0.01, 0.01,
-                                                                             0.9999, 0.001)
+    assert (openes["sigma_init"], openes["sigma_decay"], openes["sigma_limit"], openes["optimizer"],
+            openes["learning_rate"], openes["learning_rate_decay"], openes["learning_rate_limit"]) == (
+        0.1, 0.999, 0.01, "clipup", None, 0.995, None)
+    snes = strategy_options("snes")
+    assert (snes["sigma_init"], snes["learning_rate"], snes["sigma_learning_rate"], snes["weight_decay"]) == (
+        0.1, 1.0, None, 0.01)
     ga = strategy_options("ga")
     assert (ga["sigma_init"], ga["sigma_decay"], ga["sigma_limit"], ga["elite_ratio"]) == (
         0.1, 0.999, 0.01, 0.1)
@@ -80,6 +83,11 @@ def test_reference_defaults():
     [
         ("nope", {}, {}, "unknown strategy"),
         ("cma", {}, {"sigma": 0.1}, "unknown option"),
+        ("pepg", {}, {"optimizer": "rmsprop"}, "optimizer"),
+        ("openes", {}, {"learning_rate_limit": -1.0}, "learning_rate_limit"),
+        ("snes", {}, {"sigma_init": 0.0}, "sigma_init"),
+        ("snes", {}, {"learning_rate": 0.0}, "learning_rate"),
+        ("snes", {}, {"sigma_learning_rate": -0.1}, "sigma_learning_rate"),
         ("pepg", {"popsize": 1}, {}, "popsize"),
         ("cma", {"popsize": 1}, {}, "popsize"),
         ("openes", {}, {"sigma_init": 0.0}, "sigma_init"),
@@ -105,7 +113,7 @@ def test_bad_arguments_raise_value_error(name, kwargs, options, message):
 
 
 def test_odd_popsize_allowed_where_no_mirrors():
-    for name, options in (("openes", {"antithetic": False}), ("ga", {}), ("cma", {})):
+    for name, options in (("openes", {"antithetic": False}), ("ga", {}), ("cma", {}), ("snes", {})):
         strategy = make_strategy(name, 4, 7, 0, **options)
         assert strategy.ask().shape == (7, 4)
 

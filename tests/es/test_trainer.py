@@ -42,7 +42,7 @@ def assert_same(a: dict, b: dict) -> None:
     assert a["history"] == b["history"] and a["best"] == b["best"]
 
 
-@pytest.mark.parametrize("optimizer", ["cma", "pepg", "openes", "ga"])
+@pytest.mark.parametrize("optimizer", ["cma", "pepg", "openes", "snes", "ga"])
 def test_resume_is_bit_for_bit_the_run_that_never_stopped(tmp_path, optimizer):
     whole, halves = tmp_path / "whole", tmp_path / "halves"
     whole.mkdir(), halves.mkdir()
@@ -56,7 +56,7 @@ def test_resume_is_bit_for_bit_the_run_that_never_stopped(tmp_path, optimizer):
     assert history[-1] > history[0]  # and it optimises
 
 
-@pytest.mark.parametrize("optimizer", ["cma", "pepg", "openes", "ga"])
+@pytest.mark.parametrize("optimizer", ["cma", "pepg", "openes", "snes", "ga"])
 def test_mpi_gives_the_same_numbers_as_one_process_and_resumes(tmp_path, optimizer):
     solo, mpi, resumed = tmp_path / "solo", tmp_path / "mpi", tmp_path / "resumed"
     for d in (solo, mpi, resumed):

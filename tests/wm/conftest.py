@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wm import extract, series, vae_train
+from wm.stages import extract, series, vae_train
 
 FAST = ["--threads", "1", "--log-every", "0"]
 
@@ -36,7 +36,7 @@ def carracing_series_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def doom_m_run(doom_series_run, tmp_path_factory) -> Path:
     """The session's Doom run with a small M (16 LSTM units) trained on its series."""
-    from wm import rnn_train
+    from wm.stages import rnn_train
 
     run = tmp_path_factory.mktemp("doom-m") / "run"
     shutil.copytree(doom_series_run, run)
@@ -48,7 +48,7 @@ def doom_m_run(doom_series_run, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def doom_es_run(doom_m_run, tmp_path_factory) -> Path:
     """The session's M run with a controller trained two generations in the dream (es/best.json)."""
-    from wm import train
+    from wm.stages import train
 
     run = tmp_path_factory.mktemp("doom-es") / "run"
     shutil.copytree(doom_m_run, run)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from wm import cli
-from wm.config import EXTRACT_DATA_FIELDS, PRESETS, ExtractConfig
-from wm.extract import parse_config
-from wm.rundir import save_stage_config
+from wm.core import cli
+from wm.core.config import EXTRACT_DATA_FIELDS, PRESETS, ExtractConfig
+from wm.core.errors import WMError
+from wm.data.rundir import save_stage_config
+from wm.stages.extract import parse_config
 
 
 @dataclass
@@ -125,3 +126,16 @@ def test_extract_config_unknown_choice_exits_2(tmp_path):
         with pytest.raises(SystemExit) as info:
             cli.parse(ExtractConfig, ["--run", str(tmp_path), "--env", "doom", flag, value], "x", "")
         assert info.value.code == 2
+
+
+def test_np_is_refused_when_negative_or_under_a_launcher(monkeypatch):
+    from wm.core.cli import check_np
+
+    check_np(0)
+    check_np(2)
+    with pytest.raises(WMError, match="--np must be >= 0"):
+        check_np(-1)
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
+    with pytest.raises(WMError, match="starts its own mpirun"):
+        check_np(2)
+    check_np(0)  # (under a launcher, the ranks it started)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from wm.controller import LinearController, carracing_spec, doom_spec
+from wm.models.controller import LinearController, carracing_spec, doom_spec
 
 
 def test_parameter_counts_match_the_original():
@@ -43,8 +43,8 @@ def test_bad_parameter_vectors_are_refused():
 @pytest.fixture
 def doom_agent(doom_m_run):
     """The full agent (trained V, small trained M) of the session's Doom run."""
-    from wm.models import load_mdrnn, load_vae
-    from wm.rollout import WorldModelAgent
+    from wm.envs.rollout import WorldModelAgent
+    from wm.models.weights import load_mdrnn, load_vae
 
     vae, _ = load_vae(doom_m_run)
     mdrnn, _ = load_mdrnn(doom_m_run)
@@ -52,7 +52,7 @@ def doom_agent(doom_m_run):
 
 
 def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_agent):
-    from wm.envs import make_env
+    from wm.envs.games import make_env
 
     assert doom_agent.spec.num_params == (64 + 16 + 16) * 1
     env = make_env("doom", max_steps=50)
@@ -65,8 +65,8 @@ def test_the_agent_plays_a_real_doom_episode_with_trained_v_and_m(doom_agent):
 
 
 def test_lockstep_agent_plays_every_job_once_and_one_slot_equals_one_episode(doom_agent):
-    from wm.envs import make_env
-    from wm.rollout import LockstepAgent
+    from wm.envs.games import make_env
+    from wm.envs.rollout import LockstepAgent
 
     rng = np.random.default_rng(1)
     jobs = [(n, rng.normal(0, 0.5, doom_agent.spec.num_params), 10 + n) for n in range(5)]

@@ -3,7 +3,7 @@ every MPI stage and both envs; no game engine outlives it; the training's checkp
 And status.json says how training ended: finished, interrupted, failed (with the error), or, read
 through ``read_status``, "died" where a job vanished while it said "running".
 
-ViZDoom's engine is a child process of its rank: before wm.engine_watchdog, a killed rank's engine
+ViZDoom's engine is a child process of its rank: before wm.envs.engine_watchdog, a killed rank's engine
 lived on holding the rank's stderr, and mpirun waited for it for minutes.
 """
 
@@ -24,10 +24,10 @@ import pytest
 
 from es.launch import mpirun_command
 from tests.conftest import ROOT, stage_env
-from wm import rnn_train, train
-from wm.errors import WMError
-from wm.record import list_episodes, read_episode
-from wm.rundir import locked, read_status
+from wm.core.errors import WMError
+from wm.data.record import list_episodes, read_episode
+from wm.data.rundir import locked, read_status
+from wm.stages import rnn_train, train
 
 pytestmark = pytest.mark.slow
 
@@ -219,7 +219,7 @@ def test_a_killed_worker_ends_evaluation(doom_es_run, copy_run, tmp_path):
 def test_a_killed_process_takes_its_engine_and_its_files_along():
     import vizdoom as vzd
 
-    script = ("import time\nfrom wm.envs import DoomTakeCoverEnv\nenv = DoomTakeCoverEnv(20)\n"
+    script = ("import time\nfrom wm.envs.games import DoomTakeCoverEnv\nenv = DoomTakeCoverEnv(20)\n"
               "env.reset(seed=1)\nprint(env._settings_dir, flush=True)\ntime.sleep(60)")
     mark = f"{os.getpid()}-{time.monotonic_ns()}"
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**stage_env(), JOB_MARK: mark},
@@ -246,7 +246,7 @@ def test_a_killed_process_takes_its_engine_and_its_files_along():
 
 
 def test_closing_the_env_ends_its_watchdog_and_leaves_nothing():
-    from wm.envs import DoomTakeCoverEnv
+    from wm.envs.games import DoomTakeCoverEnv
 
     env = DoomTakeCoverEnv(20)
     watchdog, settings = env._watchdog.pid, env._settings_dir
@@ -271,7 +271,7 @@ def test_read_status_tells_a_dead_running_from_a_live_one(tmp_path):
 def test_a_job_that_holds_the_lock_is_running_for_another_process(tmp_path):
     (tmp_path / "status.json").write_text(json.dumps({"finished": False, "state": "running"}))
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from wm.rundir import locked\nwith locked(Path(sys.argv[1])):\n"
+                               "from wm.data.rundir import locked\nwith locked(Path(sys.argv[1])):\n"
                                "    print('held', flush=True); time.sleep(60)", str(tmp_path)],
                               cwd=ROOT, env=stage_env(), stdout=subprocess.PIPE, text=True)
     try:

@@ -11,13 +11,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from wm import evaluate, extract, pipeline, train
-from wm.config import EXTRACT_DATA_FIELDS, TrainConfig
-from wm.envs import DOOM_SCENARIO_SKILL, make_env
-from wm.evaluate import RandomEvaluate, evaluation_seeds
-from wm.policies import make_policy
-from wm.record import list_episodes, read_episode
-from wm.rundir import CONFIG_NAME, save_stage_config
+from wm.core.config import EXTRACT_DATA_FIELDS, TrainConfig
+from wm.data.record import list_episodes, read_episode
+from wm.data.rundir import CONFIG_NAME, save_stage_config
+from wm.envs.games import DOOM_SCENARIO_SKILL, make_env
+from wm.envs.policies import make_policy
+from wm.orchestration import pipeline
+from wm.stages import evaluate, extract, train
+from wm.stages.evaluate import RandomEvaluate, evaluation_seeds
 
 TINY = ["--episodes", "1", "--max-steps", "20", "--log-every", "100"]
 

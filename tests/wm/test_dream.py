@@ -9,10 +9,10 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-from wm.controller import LinearController, spec_for
-from wm.dream import DreamBatch, DreamEnv, DreamEvaluate, load_initial_latents
-from wm.errors import WMError
-from wm.mdrnn import MDRNN, MDRNNConfig
+from wm.core.errors import WMError
+from wm.envs.dream import DreamBatch, DreamEnv, DreamEvaluate, load_initial_latents
+from wm.models.controller import LinearController, spec_for
+from wm.models.mdrnn import MDRNN, MDRNNConfig
 
 Z, H = 8, 16
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from wm import rnn_train, train
-from wm.early_stop import OffTrackStop, ProgressClock, stopped_return, wrap
-from wm.envs import ENVS, make_env
-from wm.errors import WMError
-from wm.train import parse_config
+from wm.core.errors import WMError
+from wm.envs.early_stop import OffTrackStop, ProgressClock, stopped_return, wrap
+from wm.envs.games import ENVS, make_env
+from wm.stages import rnn_train, train
+from wm.stages.train import parse_config
 
 IDLE = -0.1
 

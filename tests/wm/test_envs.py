@@ -12,7 +12,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import numpy as np
 import pytest
 
-from wm.envs import (
+from wm.envs.games import (
     CARRACING_KEEP_ROWS,
     DOOM_KEEP_ROWS,
     DOOM_MOVE_THRESHOLD,
@@ -267,7 +267,8 @@ def test_doom_standing_still_dies_with_one_reward_per_tic():
 
 def test_doom_engines_started_together_leave_the_working_directory_alone(tmp_path):
     # Two ranks starting ViZDoom at once in one directory used to race on ./_vizdoom/ (one crashed).
-    code = "from wm.envs import make_env; e = make_env('doom'); e.reset(seed=1); e.step([0.0]); e.close()"
+    code = ("from wm.envs.games import make_env; e = make_env('doom'); e.reset(seed=1); e.step([0.0]); "
+            "e.close()")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]

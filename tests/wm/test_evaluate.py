@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.wm.conftest import files_of
-from wm import evaluate
-from wm.evaluate import evaluation_seeds
-from wm.results import write_results
+from wm.pictures.results import write_results
+from wm.stages import evaluate
+from wm.stages.evaluate import evaluation_seeds
 
 
 @pytest.fixture
@@ -34,7 +34,9 @@ def test_real_game_evaluation_writes_summary_and_per_episode_csv(es_run, capsys)
     assert summary["std"] == pytest.approx(np.std(returns))
     assert summary["min"] == min(returns) and summary["max"] == max(returns)
     assert summary["where"] == "real" and all(1 <= int(r["steps"]) <= 40 for r in rows)
-    assert f"mean {summary['mean']:.1f}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"mean {summary['mean']:.1f}" in out
+    assert f"[evaluate] {summary['episodes']}/{summary['episodes']} episodes |" in out  # (progress lines)
 
 
 def test_evaluation_seeds_are_fresh_and_given_seeds_are_played(es_run):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tests.wm.conftest import files_of
-from wm import export
-from wm.models import vae_digest, world_model_digests
+from wm.models.weights import vae_digest, world_model_digests
+from wm.stages import export
 
 
 def refused(argv: list[str], capsys) -> str:

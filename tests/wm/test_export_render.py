@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from wm import evaluate, export, panels, render
-from wm.models import load_mdrnn, load_vae
+from wm.models.weights import load_mdrnn, load_vae
+from wm.pictures import panels, render
+from wm.stages import evaluate, export
 
 
 def test_export_writes_a_small_agent_that_evaluates_like_a_run(doom_es_run, tmp_path, capsys):
@@ -40,7 +41,9 @@ def test_render_writes_a_gif_of_the_episode(doom_es_run, tmp_path, capsys):
     out = tmp_path / "episode.gif"
     assert render.main(["--run", str(doom_es_run), "--seed", "3", "--max-steps", "20", "--every", "2",
                         "--panel", "64", "--out", str(out)]) == 0
-    assert "20 steps" in capsys.readouterr().out
+    out_lines = capsys.readouterr().out
+    assert "20 steps" in out_lines and "[render] playing one episode (seed 3)" in out_lines
+    assert "writing 10 frames" in out_lines  # (progress before the slow parts)
     gif = Image.open(out)
     # Caption, pictures, the step line and Doom's one action bar.
     assert gif.n_frames == 10 and gif.size[1] == panels.CAPTION + 64 + 2 * panels.BAR

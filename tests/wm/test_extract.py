@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, stage_env
-from wm.extract import episode_seeds
-from wm.record import episode_path, list_episodes, read_episode
-from wm.rundir import locked
+from wm.data.record import episode_path, list_episodes, read_episode
+from wm.data.rundir import locked
+from wm.stages.extract import episode_seeds
 
 DOOM_QUICK = ["--env", "doom", "--max-steps", "60", "--seed", "3"]
 

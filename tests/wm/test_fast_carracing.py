@@ -1,6 +1,6 @@
 """The fast CarRacing against gymnasium's: the same game, frames within a stated bound.
 
-Training may run on wm.fast_carracing; scores are the official env's. These tests keep the two from
+Training may run on wm.envs.fast_carracing; scores are the official env's. These tests keep the two from
 drifting apart silently: same seed, same actions, then identical rewards and endings, and 64x64
 frames (what V sees) close pixel by pixel.
 """
@@ -15,15 +15,18 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import numpy as np
 import pytest
 
-from wm import envs, evaluate, pipeline, rnn_train, train
-from wm.config import EvaluateConfig, ExtractConfig
-from wm.envs import FRAME_SHAPE, CarRacingEnv, make_env
-from wm.errors import WMError
-from wm.extract import _expected_meta
-from wm.fast_carracing import FastCarRacingEnv
-from wm.pipeline import PipelineConfig, stages
-from wm.policies import make_policy
-from wm.record import episode_path, read_episode
+from wm.core.config import EvaluateConfig, ExtractConfig
+from wm.core.errors import WMError
+from wm.data.record import episode_path, read_episode
+from wm.envs import games as envs
+from wm.envs.fast_carracing import FastCarRacingEnv
+from wm.envs.games import FRAME_SHAPE, CarRacingEnv, make_env
+from wm.envs.policies import make_policy
+from wm.orchestration import pipeline
+from wm.orchestration.pipeline import PipelineConfig, stages
+from wm.pictures.results import paired_comparison, paired_lines
+from wm.stages import evaluate, rnn_train, train
+from wm.stages.extract import _expected_meta
 
 STEPS = 300  # the cap here, so that truncation is compared too; includes the opening zoom-in
 SEEDS = (0, 1)
@@ -134,15 +137,63 @@ def test_fast_training_is_part_of_the_checkpoint_and_evaluation_stays_official(
     monkeypatch.setattr(envs, "make_env", lambda *a, **k: made.append((a, k)) or make_env(*a, **k))
     evaluate.make_evaluator(EvaluateConfig(run=str(run)), "carracing")
     assert made and not any(k.get("fast", a[3] if len(a) > 3 else False) for a, k in made)
+    # ... and --fast-env plays the same controller on the fast env over the same tracks: the paired
+    # comparison of the two is in results.md.
+    monkeypatch.undo()
+    both = ["--run", str(run), "--params", "current", "--episodes", "3", "--max-steps", "20"]
+    assert evaluate.main([*both, "--name", "real"]) == 0
+    assert evaluate.main([*both, "--fast-env"]) == 0
+    fast = json.loads((run / "eval" / "real-current-fast.json").read_text())
+    official = json.loads((run / "eval" / "real.json").read_text())
+    assert fast["fast_env"] is True and fast["seeds"] == official["seeds"]
+    (run / "eval" / "real-current-fast.json").rename(run / "eval" / "real-fast.json")
+    paired = paired_comparison(run)
+    assert paired["episodes"] == 3 and paired["fast_mean"] == fast["mean"]
+    assert "## Fast env against the official one" in "\n".join(paired_lines({"paired": paired}))
+
+
+def test_the_paired_comparison_says_whether_the_envs_agree_within_noise(tmp_path):
+    (tmp_path / "eval").mkdir()
+
+    def played(name: str, returns: list[float], seeds: list[int] | None = None) -> None:
+        summary = {"params": "best", "controller": "abc", "seeds": seeds or [1, 2, 3, 4],
+                   "returns": returns, "mean": sum(returns) / len(returns)}
+        (tmp_path / "eval" / f"{name}.json").write_text(json.dumps(summary))
+
+    played("real", [800.0, 700.0, 900.0, 850.0])
+    played("real-fast", [805.0, 690.0, 910.0, 845.0])  # differences +5 -10 +10 -5: mean 0
+    same = paired_comparison(tmp_path)
+    assert same["diff_mean"] == 0.0 and same["agree"]
+    assert "agree within noise" in paired_lines({"paired": same})[2]
+    played("real-fast", [850.0, 760.0, 940.0, 905.0])  # +50 +60 +40 +55: far beyond its noise
+    assert not paired_comparison(tmp_path)["agree"]
+    played("real-fast", [850.0, 760.0, 940.0, 905.0], seeds=[9, 9, 9, 9])  # other tracks: no pairs
+    assert paired_comparison(tmp_path) is None
 
 
 def test_the_pipeline_extracts_and_trains_fast_and_evaluates_official(tmp_path, capsys):
     cfg = PipelineConfig(run=str(tmp_path / "r"), env="carracing", preset="tiny", np=1, eval_episodes=3,
                          fast_env=True)
     fast = {s.name for s in stages(cfg) if "--fast-env" in s.args}
-    assert fast == {"extract", "train"}  # (evaluate and random: the official env)
+    assert fast == {"extract", "train", "evaluate-fast"}  # (evaluate and random: the official env)
     assert not any("--fast-env" in s.args for s in stages(PipelineConfig(run=str(tmp_path / "r"),
                                                                          env="carracing", preset="tiny")))
     assert pipeline.main(["--run", str(tmp_path / "d"), "--env", "doom", "--fast-env"]) == 2
     err = capsys.readouterr().err
     assert "--fast-env" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_quick_preset_trains_fast_and_scores_fewer_official_tracks():
+    from wm.core import cli
+    from wm.orchestration.pipeline import pipeline_preset
+
+    def parsed(*flags: str) -> PipelineConfig:
+        return cli.parse(PipelineConfig, ["--run", "r", *flags], "p", "", pipeline_preset)[0]
+
+    quick = parsed("--env", "carracing", "--preset", "quick")
+    assert quick.fast_env and quick.eval_episodes == 20
+    assert not parsed("--env", "carracing", "--preset", "quick", "--no-fast-env").fast_env
+    assert parsed("--env", "carracing", "--preset", "quick", "--eval-episodes", "100").eval_episodes == 100
+    small = parsed("--env", "carracing")
+    assert not small.fast_env and small.eval_episodes == 100
+    assert parsed("--preset", "quick").eval_episodes == 100  # (Doom's quick: 100 episodes)

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from wm import evaluate, extract, render, report, rnn_train, train, vae_train
-from wm.errors import WMError, machine_errors, naming
-from wm.files import atomic_write
-from wm.record import episode_path, read_episode
+from wm.core.errors import WMError, machine_errors, naming
+from wm.data.files import atomic_write
+from wm.data.record import episode_path, read_episode
+from wm.pictures import render, report
+from wm.stages import evaluate, extract, rnn_train, train, vae_train
 
 FAST = ["--threads", "1", "--log-every", "0"]
 FULL = "no space left on device"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wm.errors import WMError
-from wm.files import atomic_write, check_plain_name, remove_stale_temps, temp_name, write_bytes
+from wm.core.errors import WMError
+from wm.data.files import atomic_write, check_plain_name, remove_stale_temps, temp_name, write_bytes
 
 SIZE = 256 * 1024  # big enough that a write is not one system call
 

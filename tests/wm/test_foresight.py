@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from wm import evaluate, results
-from wm.foresight import FAR_STEPS, FORESIGHT_STEPS, EpisodeForesight, describe, episode_foresight, summarize
-from wm.mdrnn import MDRNN, doom_config
+from wm.envs.foresight import (
+    FAR_STEPS,
+    FORESIGHT_STEPS,
+    EpisodeForesight,
+    describe,
+    episode_foresight,
+    summarize,
+)
+from wm.models.mdrnn import MDRNN, doom_config
+from wm.pictures import results
+from wm.stages import evaluate
 
 
 def probabilities(steps: int, alarms: dict[int, float]) -> list[float]:
@@ -72,8 +80,8 @@ def test_evaluations_report_foresight_and_the_baseline_is_unchanged(doom_es_run,
             rows = list(csv.DictReader(f))
         assert sum(r["died"] == "True" for r in rows) == figures["deaths"]
     # The random policy seen through V and M plays exactly the episodes it plays unseen.
-    from wm.envs import make_env
-    from wm.policies import make_policy
+    from wm.envs.games import make_env
+    from wm.envs.policies import make_policy
 
     env = make_env("doom", 60)
     try:

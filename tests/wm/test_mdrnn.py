@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Categorical, MixtureSameFamily, Normal
 from torch.testing import assert_close
 
-from wm.mdrnn import (
+from wm.models.mdrnn import (
     MDRNN,
     MDRNNConfig,
     MixtureParams,

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.wm.conftest import files_of
-from wm import evaluate, export, render, report, train
-from wm.errors import WMError
-from wm.models import load_world_model, rnn_path, vae_path, world_model_digests
-from wm.training import load_weights, save_torch_file
+from wm.core.errors import WMError
+from wm.models.training import load_weights, save_torch_file
+from wm.models.weights import load_world_model, rnn_path, vae_path, world_model_digests
+from wm.pictures import render, report
+from wm.stages import evaluate, export, train
 
 AGENT = Path(__file__).parents[2] / "agents" / "doom-small"  # exported before M named its float16 V
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, stage_env
-from wm.pipeline import PipelineConfig, stages
+from wm.orchestration.pipeline import PipelineConfig, stages
 
 
 def test_no_stage_of_an_empty_run_is_complete(tmp_path):
@@ -38,7 +38,7 @@ def test_a_signal_to_the_pipeline_reaches_the_running_stage(tmp_path, signum):
     """)
     driver = textwrap.dedent(f"""
         import os, sys
-        from wm.pipeline import run_forwarding_signals
+        from wm.orchestration.pipeline import run_forwarding_signals
         try:
             run_forwarding_signals([sys.executable, "-c", {stage!r}], dict(os.environ))
         except KeyboardInterrupt:

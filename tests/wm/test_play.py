@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from wm import play
-from wm.record import read_episode
-from wm.recordset import data_digest, data_set, episode_files, round_dir
+from wm.data.record import read_episode
+from wm.data.recordset import data_digest, data_set, episode_files, round_dir
+from wm.stages import play
 
 
 def test_exploration_is_a_function_of_seed_round_and_episode():

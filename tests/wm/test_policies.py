@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wm.policies import (
+from wm.envs.policies import (
     POLICY_NAMES,
     BrownianPolicy,
     HoldPolicy,

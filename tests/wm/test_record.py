@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import wm.record
-from wm.envs import FRAME_SHAPE
-from wm.errors import WMError
-from wm.files import atomic_write, temp_name
-from wm.record import (
+import wm.data.record
+from wm.core.errors import WMError
+from wm.data.files import atomic_write, temp_name
+from wm.data.record import (
     FORMAT_VERSION,
     Episode,
     EpisodeFileError,
@@ -24,6 +23,7 @@ from wm.record import (
     read_episode,
     write_episode,
 )
+from wm.envs.games import FRAME_SHAPE
 
 DOOM_META = {"env": "doom", "policy": "hold", "seed": 0, "index": 0, "max_steps": 2100}
 
@@ -112,7 +112,7 @@ def test_file_loads_without_pickle(tmp_path):
     path = tmp_path / "e.npz"
     write_episode(path, make_episode())
     with np.load(path, allow_pickle=False) as data:
-        assert sorted(data.files) == sorted(wm.record.KEYS)
+        assert sorted(data.files) == sorted(wm.data.record.KEYS)
 
 
 def test_write_leaves_only_the_final_file(tmp_path):
@@ -400,13 +400,13 @@ def test_batches_read_episodes_lazily(tmp_path, monkeypatch):
     lengths = [10] * 10
     paths = write_dataset(tmp_path, lengths)
     read = []
-    real_read = wm.record.read_episode
+    real_read = wm.data.record.read_episode
 
     def counting_read(path, *args, **kwargs):
         read.append(Path(path))
         return real_read(path, *args, **kwargs)
 
-    monkeypatch.setattr(wm.record, "read_episode", counting_read)
+    monkeypatch.setattr(wm.data.record, "read_episode", counting_read)
     batches = iter_frame_batches(paths, 4, episodes_in_memory=2)
     assert read == []  # a generator: nothing is read before the first batch is asked for
     next(batches)

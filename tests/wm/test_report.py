@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wm import evaluate, panels, report
-from wm.dream_video import dream_beside
-from wm.errors import WMError
-from wm.models import load_mdrnn, load_vae
-from wm.plots import loss_curves, read_csv_rows, training_curves
-from wm.record import read_episode
-from wm.recordset import episode_files
-from wm.vae_pictures import latent_traversal, reconstruction_grid, sample_frames
-from wm.video import frame_count, write_video
+from wm.core.errors import WMError
+from wm.data.record import read_episode
+from wm.data.recordset import episode_files
+from wm.models.weights import load_mdrnn, load_vae
+from wm.pictures import panels, report
+from wm.pictures.dream_video import dream_beside
+from wm.pictures.plots import loss_curves, read_csv_rows, training_curves
+from wm.pictures.vae_pictures import latent_traversal, reconstruction_grid, sample_frames
+from wm.pictures.video import frame_count, write_video
+from wm.stages import evaluate
 
 
 def png_size(path):
@@ -50,7 +51,7 @@ def test_reconstruction_grid_puts_real_frames_over_their_reconstructions(doom_es
     vae, _ = load_vae(doom_es_run)
     frames = sample_frames(doom_es_run, 16)
     assert frames.shape == (16, 64, 64, 3) and frames.dtype == np.uint8
-    picture = reconstruction_grid(vae, frames)
+    picture = reconstruction_grid(vae, frames, labels=False)  # labels: test_pictures
     assert picture.shape == (4 * 66 - 2, 8 * 66 - 2, 3)
     assert np.array_equal(picture[:64, :64], frames[0])  # top left: the first real frame
     assert not np.array_equal(picture[66:130, :64], frames[0])  # under it: V's reconstruction
@@ -58,7 +59,7 @@ def test_reconstruction_grid_puts_real_frames_over_their_reconstructions(doom_es
 
 def test_latent_traversal_varies_one_dimension_per_row(doom_es_run):
     vae, _ = load_vae(doom_es_run)
-    picture, dims = latent_traversal(vae, sample_frames(doom_es_run, 8), dims=4, steps=5)
+    picture, dims = latent_traversal(vae, sample_frames(doom_es_run, 8), dims=4, steps=5, labels=False)
     assert picture.shape == (4 * 66 - 2, 5 * 66 - 2, 3)
     assert len(set(dims)) == 4 and all(0 <= d < vae.config.z_size for d in dims)
     first, last = picture[:64, :64].astype(int), picture[:64, 4 * 66 :].astype(int)
@@ -152,7 +153,7 @@ def test_report_of_a_directory_that_is_no_run_is_one_line(tmp_path, capsys):
 
 def test_report_of_a_carracing_run_without_a_controller_dreams_a_recorded_episode(carracing_series_run,
                                                                                    copy_run):
-    from wm import rnn_train
+    from wm.stages import rnn_train
 
     run = copy_run(carracing_series_run)
     assert rnn_train.main(["--run", str(run), "--epochs", "1", "--hidden-size", "16", "--batch-size", "2",

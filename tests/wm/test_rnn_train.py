@@ -10,9 +10,10 @@ import torch
 from torch.testing import assert_close
 
 from tests.wm.conftest import files_of
-from wm import mdrnn, rnn_train, series, vae_train
-from wm.mdrnn import MDRNN, MDRNNConfig
-from wm.training import load_weights
+from wm.models import mdrnn
+from wm.models.mdrnn import MDRNN, MDRNNConfig
+from wm.models.training import load_weights
+from wm.stages import rnn_train, series, vae_train
 
 SMALL = ["--hidden-size", "32", "--batch-size", "4", "--seq-len", "20", "--threads", "1", "--log-every", "0"]
 
@@ -289,4 +290,5 @@ def test_without_v_the_message_names_vae_train(doom_series_run, copy_run, capsys
     (run / "vae" / "vae.pt").unlink()
     assert rnn_train.main(["--run", str(run), "--epochs", "1", *SMALL]) == 1
     err = capsys.readouterr().err
-    assert "run `python -m wm.vae_train" in err and "Traceback" not in err
+    assert "first stage not yet run" in err and "run `python -m wm.vae_train" in err
+    assert "Traceback" not in err

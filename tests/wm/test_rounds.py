@@ -9,16 +9,18 @@ import pytest
 
 from es.checkpoint import CHECKPOINT_NAME, Checkpoints
 from tests.conftest import run_python, stage_env
-from wm.errors import WMError
-from wm.pipeline import PipelineConfig, run_stages
-from wm.record import read_episode
-from wm.recordset import data_set, round_dir
-from wm.results import round_lines, round_rows
-from wm.rounds import RoundSettings, round_stages, run_rounds
-from wm.training import load_weights
+from wm.core.errors import WMError
+from wm.data.record import read_episode
+from wm.data.recordset import data_set, round_dir
+from wm.models.controller import params_digest
+from wm.models.training import load_weights
+from wm.orchestration.pipeline import PipelineConfig, run_stages
+from wm.orchestration.rounds import RoundSettings, round_stages, run_rounds
+from wm.orchestration.rounds import main as rounds_main
+from wm.pictures.results import round_lines, round_rows
 
 
-def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path):
+def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path, capsys):
     cfg = PipelineConfig(run=str(tmp_path / "r"), env="doom", preset="tiny", np=2, eval_episodes=3, rounds=2)
     settings = RoundSettings.of(cfg)
     assert settings.rounds == 2 and settings.episodes == 2 and settings.round_weight == 4
@@ -33,9 +35,15 @@ def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path):
     assert train[train.index("--out") + 1] == "es-round-2" and "--init-params" in train
     assert evaluate[evaluate.index("--name") + 1] == "real-round-2"
     small = PipelineConfig(run="r", env="doom", preset="small")
-    assert RoundSettings.of(small).rounds == 0  # (off until measured)
+    assert RoundSettings.of(small).rounds == 2 and RoundSettings.of(
+        PipelineConfig(run="r", env="doom", preset="small", rounds=0)).rounds == 0
     with pytest.raises(WMError, match="needs M's dream"):
         RoundSettings.of(PipelineConfig(run="r", env="carracing", preset="tiny", rounds=1))
+    # (Slurm's last job of a round marks it complete only when every step is)
+    mark = ["--run", str(tmp_path / "r"), "--preset", "tiny", "--eval-episodes", "3", "--rounds", "2"]
+    assert rounds_main([*mark, "--mark", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: round 1 is not complete: round 1 play, ") and len(err.splitlines()) == 1
 
 
 def test_each_round_is_a_row_of_results(tmp_path):
@@ -86,6 +94,20 @@ def test_two_rounds_of_iterative_training_end_to_end_with_mpirun(tmp_path, monke
     assert all(row["random_foresight"]["episodes"] == 2 for row in results["rounds"])
     assert "## Iterative training" in (run / "results.md").read_text()
     assert "## Iterative training" in (run / "report.md").read_text()
+    # (f) the run's controller is the newest round's: the headline, "best", the export
+    newest = json.loads((run / "es-round-2" / "best.json").read_text())
+    assert results["final"] == "real-round-2" and "eval/real-round-2" in (run / "results.md").read_text()
+    assert json.loads((run / "eval" / "real-round-2.json").read_text())["controller"] == params_digest(
+        newest["params"])
+    exported = run_python(["-m", "wm.export", "--run", str(run), "--out", str(tmp_path / "agent")])
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((tmp_path / "agent" / "es" / "best.json").read_text())["params"] == newest["params"]
+
+    # Under Slurm the round's last job writes the mark, once every step is complete.
+    (run / "rounds" / "round-02.json").unlink()
+    assert rounds_main(["--run", str(run), "--preset", "tiny", "--eval-episodes", "2", "--rounds", "2",
+                        "--mark", "2"]) == 0
+    assert json.loads((run / "rounds" / "round-02.json").read_text())["complete"] is True
 
     # Resumable mid-round: a step whose outputs are gone is made again, complete rounds are skipped
     # (the rounds alone, in this process: the pipeline's own stages and report are tested elsewhere).

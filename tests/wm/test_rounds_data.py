@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from wm import play, rnn_train, series
-from wm.files import read_json
-from wm.recordset import data_set
-from wm.training import load_weights
+from wm.data.files import read_json
+from wm.data.recordset import data_set
+from wm.models.training import load_weights
+from wm.stages import play, rnn_train, series
 
 FAST = ["--threads", "1", "--log-every", "0"]
 

@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from wm.config import EXTRACT_DATA_FIELDS
-from wm.errors import WMError
-from wm.rundir import (
+from wm.core.config import EXTRACT_DATA_FIELDS
+from wm.core.errors import WMError
+from wm.data.rundir import (
     CONFIG_LOCK,
     CONFIG_NAME,
     CONFIG_VERSION,
+    es_dir,
+    eval_names,
+    final_controller,
+    final_round,
+    first_missing,
     load_config,
     make_stage_dir,
     run_env,
@@ -229,3 +234,30 @@ def test_a_refused_start_leaves_the_run_as_it_was(tmp_path, fresh):
         start_stage(tmp_path, "vae", out, values, ("lr",), fresh=fresh)
     assert [p.name for p in out.iterdir()] == ["vae.pt"]  # nothing moved aside
     assert (tmp_path / CONFIG_NAME).read_text() == before
+
+
+def test_the_runs_controller_is_the_newest_rounds(tmp_path):
+    """After iterative training only the newest round's C fits the run's M: "best" names it."""
+    assert final_round(tmp_path) == 0 and final_controller(tmp_path) == tmp_path / "es" / "best.json"
+    for directory in ("es", "es-round-1", "es-round-2", "es-round-4"):  # (4: not after a gap)
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "best.json").write_text("{}")
+    assert final_round(tmp_path) == 2
+    assert final_controller(tmp_path) == tmp_path / "es-round-2" / "best.json"
+    assert es_dir(0) == "es" and eval_names(2) == ("real-round-2", "random-round-2")
+    (tmp_path / "es-round-1" / "best.json").unlink()
+    assert final_round(tmp_path) == 0
+
+
+def test_a_missing_input_names_the_first_stage_not_run_and_the_command_for_all(tmp_path):
+    run = tmp_path / "run"
+    assert "is extract: run `python -m wm.extract" in first_missing(run)
+    for output in ("record/summary.json", "vae/vae.pt"):
+        (run / output).parent.mkdir(parents=True)
+        (run / output).write_text("{}")
+    config = {"version": CONFIG_VERSION, "env": "carracing", "stages": {}}
+    (run / "config.json").write_text(json.dumps(config))
+    said = first_missing(run)
+    assert "is series: run `python -m wm.series" in said
+    assert f"`bash launch/carracing.bash --run {run}`" in said
+

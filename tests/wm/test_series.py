@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from wm import series, vae_train
-from wm.errors import WMError
-from wm.models import load_vae
-from wm.record import episode_path, read_episode
-from wm.vae import to_tensor
+from wm.core.errors import WMError
+from wm.data.record import episode_path, read_episode
+from wm.models.vae import to_tensor
+from wm.models.weights import load_vae
+from wm.stages import series, vae_train
 
 
 def test_every_frame_is_encoded_by_the_runs_v(doom_series_run):

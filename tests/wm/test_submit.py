@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from wm import submit
+from wm.orchestration import submit
 
 
 def dry_run(tmp_path, capsys, *flags: str) -> list[list[str]]:
@@ -47,11 +47,49 @@ def test_every_stage_is_one_job_chained_by_what_it_needs(tmp_path, capsys):
     assert flag(train, "output") == f"{tmp_path / 'run'}/slurm/%x-%j.out"
 
 
+def test_rounds_of_iterative_training_are_a_chain_of_jobs_before_the_report(tmp_path, capsys):
+    commands = dry_run(tmp_path, capsys, "--ntasks", "3", "--rounds", "2", "--gpus", "0")
+    jobs = {flag(c, "job-name"): (n, c) for n, c in enumerate(commands, 1)}
+    steps = ("play", "series", "rnn", "train", "evaluate", "random", "mark")
+    chain = [f"wm-round-{r}-{s}" for r in (1, 2) for s in steps]
+    assert list(jobs)[7:] == [*chain, "wm-report"]
+    assert len(chain) == 14
+    # each step after the one before; the first after round 0's evaluations, the report after the last
+    assert flag(jobs[chain[0]][1], "dependency") == "afterok:dry-5:dry-6:dry-7"  # (train, evaluations)
+    for before, after in zip(chain, [*chain[1:], "wm-report"], strict=True):
+        assert flag(jobs[after][1], "dependency") == f"afterok:dry-{jobs[before][0]}"
+    play = jobs["wm-round-2-play"][1]
+    assert play[play.index(str(submit.TEMPLATES / "play.sbatch")) + 1:][:5] == [
+        "--run", str(tmp_path / "run"), "--round", "2", "--params"]
+    assert flag(play, "ntasks") == "3" and flag(jobs["wm-round-1-rnn"][1], "ntasks") is None
+    train = jobs["wm-round-1-train"][1]
+    assert str(submit.TEMPLATES / "train.sbatch") in train and "--init-params" in train
+    mark = jobs["wm-round-2-mark"][1]
+    assert mark[mark.index(str(submit.TEMPLATES / "round.sbatch")) + 1:][-2:] == ["--rounds", "2"]
+    assert flag(mark, "gpus") is None and flag(mark, "ntasks") is None
+    # CarRacing has no dream to iterate in; its fast env reaches extraction and training only
+    assert submit.main(["--run", str(tmp_path / "c"), "--env", "carracing", "--ntasks", "3", "--rounds", "1",
+                        "--dry-run"]) == 2
+    assert "needs M's dream" in capsys.readouterr().err
+    fast = dry_run_env(tmp_path, capsys, "carracing", "--ntasks", "3", "--fast-env", "--gpus", "0")
+    names = [flag(c, "job-name") for c in fast]
+    assert {flag(c, "job-name") for c in fast if "--fast-env" in c} == {"wm-extract", "wm-train",
+                                                                       "wm-evaluate-fast"}
+    report = fast[names.index("wm-report")]  # (after the official and the fast evaluation and random)
+    assert flag(report, "dependency") == "afterok:dry-6:dry-7:dry-8"
+
+
+def dry_run_env(tmp_path, capsys, env: str, *flags: str) -> list[list[str]]:
+    assert submit.main(["--run", str(tmp_path / env), "--env", env, "--preset", "tiny", "--dry-run",
+                        *flags]) == 0
+    return [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+
+
 def test_the_templates_request_requeue_and_the_time_limit_signal():
     train = (submit.TEMPLATES / "train.sbatch").read_text()
     assert "#SBATCH --requeue" in train and re.search(r"#SBATCH --signal=B:USR1@\d+", train)
     assert "scontrol requeue" in train and "#SBATCH --open-mode=append" in train
-    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "report"):
+    for stage in ("extract", "vae", "series", "rnn", "train", "evaluate", "report", "play", "round"):
         text = (submit.TEMPLATES / f"{stage}.sbatch").read_text()
         assert text.startswith("#!/bin/bash") and "launch/slurm/common.bash" in text
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from wm import sweep
+from wm.orchestration import sweep
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 
 from es.checkpoint import CHECKPOINT_NAME, Checkpoints
 from es.strategies import strategy_from_state
-from wm import train
+from wm.stages import train
 
 ES = ["--dream", "--max-steps", "30", "--popsize", "4", "--num-episode", "1", "--eval-every", "1",
       "--eval-episodes", "2"]

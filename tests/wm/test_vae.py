@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from wm.vae import ConvVAE, VAEConfig, parameter_count, to_frames, to_tensor, vae_loss
+from wm.models.vae import ConvVAE, VAEConfig, parameter_count, to_frames, to_tensor, vae_loss
 
 
 @pytest.mark.parametrize("z_size, count", [(32, 4_348_547), (64, 4_446_915)])

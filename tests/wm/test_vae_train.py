@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.wm.conftest import files_of
-from wm import extract, series, vae_train
-from wm.errors import WMError
-from wm.record import episode_path
-from wm.training import load_weights
+from wm.core.errors import WMError
+from wm.data.record import episode_path
+from wm.models.training import load_weights
+from wm.stages import extract, series, vae_train
 
 TINY = ["--batch-size", "40", "--threads", "1", "--log-every", "0"]
 
@@ -61,6 +61,9 @@ def test_resume_gives_the_same_weights_as_one_run(run, tmp_path):
     rows_a = (run / "vae" / "metrics.csv").read_text().splitlines()
     rows_b = (other / "vae" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[3:] for r in rows_a] == [r.split(",")[3:] for r in rows_b]  # same losses
+    # the resumed training's time counts on from the first's: the last row is the whole cost
+    walls = [float(r.split(",")[2]) for r in rows_b[1:]]
+    assert walls == sorted(walls) and walls[-1] > 0
 
 
 def test_finished_training_is_left_alone_and_fresh_moves_it_aside(run, capsys):
@@ -111,7 +114,9 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(run, cap
 
 def test_no_episodes_names_the_stage_to_run(tmp_path, capsys):
     assert vae_train.main(["--run", str(tmp_path / "empty"), "--epochs", "1"]) == 1
-    assert "run `python -m wm.extract" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "first stage not yet run" in err and "run `python -m wm.extract" in err
+    assert "`bash launch/doom.bash --run" in err  # (the one command that runs them all)
 
 
 def test_a_missing_or_corrupt_episode_is_named(run, capsys):
