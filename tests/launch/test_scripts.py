@@ -37,7 +37,7 @@ def run_pipeline(script: str, run: Path, episodes: int) -> tuple[str, dict]:
     return out, results
 
 
-def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_path):
+def test_doom_bash_runs_the_whole_experiment_and_quickstart_reruns_it_skipping_every_stage(tmp_path):
     run = tmp_path / "doom"
     out, results = run_pipeline("launch/doom.bash", run, episodes=3)
     assert "in M's dream at temperature 1.15" in out
@@ -55,9 +55,13 @@ def test_doom_bash_runs_the_whole_experiment_and_a_rerun_skips_every_stage(tmp_p
     assert {"report/training.png", "report/episode.gif", "report/vae_reconstructions.png"} <= set(pictures)
     assert all((run / p).is_file() for p in pictures) and "report.md" in out
     # Every stage's outputs are complete: a re-run skips them all and writes the same scores.
-    again = bash("launch/doom.bash", "--preset", "tiny", "--run", str(run), "--np", "2",
-                 "--eval-episodes", "3")
+    # The re-run goes through launch/quickstart.bash (the README's main job: doom.bash with its
+    # PRESET, RUN and NP), so one pipeline run tests both scripts (PRESET tiny: the quick preset
+    # takes minutes; the tiny one shows the script is wired the same way).
+    again = bash("launch/quickstart.bash", "--eval-episodes", "3",
+                 env={"RUN": str(run), "NP": "2", "PRESET": "tiny"})
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "[pipeline] doom, preset tiny" in again.stdout and "vs random policy" in again.stdout
     assert again.stdout.count("already complete, skipped") == 7
     assert json.loads((run / "results.json").read_text())["scores"] == results["scores"]
 
@@ -77,15 +81,6 @@ def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
                            "--measured-cores", "2"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "| 1 x 64 |" in done.stdout and "| 4 x 64 |" in done.stdout and "10,000,000 frames" in done.stdout
-
-
-def test_quickstart_runs_the_doom_pipeline(tmp_path):
-    # PRESET: the quick preset takes minutes; the tiny one shows the script is wired the same way.
-    done = bash("launch/quickstart.bash", "--eval-episodes", "2",
-                env={"RUN": str(tmp_path / "q"), "NP": "2", "PRESET": "tiny"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "[pipeline] doom, preset tiny" in done.stdout and "vs random policy" in done.stdout
-    assert (tmp_path / "q" / "results.md").is_file()
 
 
 def test_a_preset_that_does_not_exist_is_refused_in_one_line(tmp_path):

@@ -136,6 +136,22 @@ def run_local_ranks(module: str, argv: list[str], ranks: int) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def run_mpi_stage(module: str, argv: list[str] | None, parse: Callable[[list[str]], Any],
+                  run: Callable[[Any, Comm], Any], coordinator: bool) -> int:
+    """The ``main`` of a stage that runs over MPI ranks: parse ``argv``; with ``--np N`` start the same
+    command on N local processes (N + 1 when rank 0 only ``coordinator``s, as in the ES); else run
+    on this process or the ranks of the launcher that started it."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse(argv)
+        check_np(cfg.np)
+    except WMError as err:
+        return usage_error(err)
+    if cfg.np:
+        return run_local_ranks(module, argv, cfg.np + (1 if coordinator else 0))
+    return run_rank_stage(lambda comm: run(cfg, comm))
+
+
 def run_rank_stage(main: Callable[[Comm], Any]) -> int:
     """An MPI stage's ``main`` after parsing: :func:`es.mpi.run_ranks` with a bad input or state
     and the machine's faults (a full disk, a read-only directory) on any rank as one line."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from es.checkpoint import CHECKPOINT_NAME, Checkpoints
-from es.mpi import Comm, single_thread, usage_error
+from es.mpi import Comm, single_thread
 from es.strategies import strategy_from_state
 from es.trainer import evaluate_tasks
 from wm.core import cli
@@ -315,14 +315,8 @@ def parse_config(argv: list[str] | None) -> EvaluateConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(argv)
-    except WMError as err:
-        return usage_error(err)
-    if cfg.np:  # (N playing ranks and rank 0, which hands out the episodes)
-        return cli.run_local_ranks("wm.evaluate", argv, cfg.np + 1)
-    return cli.run_rank_stage(lambda comm: evaluate(cfg, comm))
+    # (--np N: N playing ranks and rank 0, which hands out the episodes)
+    return cli.run_mpi_stage("wm.evaluate", argv, parse_config, evaluate, coordinator=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from es.mpi import Comm, WorkQueue, single_thread, usage_error
+from es.mpi import Comm, WorkQueue, single_thread
 from wm.core import cli
 from wm.core.config import (
     EXTRACT_DATA_FIELDS,
@@ -253,15 +253,7 @@ def parse_config(argv: list[str] | None) -> ExtractConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(argv)
-        cli.check_np(cfg.np)
-    except WMError as err:
-        return usage_error(err)
-    if cfg.np:
-        return cli.run_local_ranks("wm.extract", argv, cfg.np)
-    return cli.run_rank_stage(lambda comm: extract(cfg, comm))
+    return cli.run_mpi_stage("wm.extract", argv, parse_config, extract, coordinator=False)
 
 
 if __name__ == "__main__":

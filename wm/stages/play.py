@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from es.mpi import Comm, single_thread, usage_error
+from es.mpi import Comm, single_thread
 from wm.core import cli
 from wm.core.config import PlayConfig
 from wm.core.errors import WMError
@@ -159,15 +159,7 @@ def parse_config(argv: list[str] | None) -> PlayConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(argv)
-        cli.check_np(cfg.np)
-    except WMError as err:
-        return usage_error(err)
-    if cfg.np:
-        return cli.run_local_ranks("wm.play", argv, cfg.np)
-    return cli.run_rank_stage(lambda comm: play_round(cfg, comm))
+    return cli.run_mpi_stage("wm.play", argv, parse_config, play_round, coordinator=False)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import numpy as np
 
 from es.base import MAX_POPSIZE
 from es.checkpoint import CHECKPOINT_NAME, Checkpoints
-from es.mpi import AllRanksError, Comm, single_thread, usage_error
+from es.mpi import AllRanksError, Comm, single_thread
 from es.strategies import Strategy, make_strategy
 from es.trainer import ESSettings, Evaluate, GenerationRow, TrainerState, train
 from wm.core import cli
@@ -291,15 +291,7 @@ def parse_config(argv: list[str] | None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(argv)
-        cli.check_np(cfg.np)
-    except WMError as err:
-        return usage_error(err)
-    if cfg.np:
-        return cli.run_local_ranks("wm.train", argv, cfg.np + 1)
-    return cli.run_rank_stage(lambda comm: train_controller(cfg, comm))
+    return cli.run_mpi_stage("wm.train", argv, parse_config, train_controller, coordinator=True)
 
 
 if __name__ == "__main__":
