@@ -119,6 +119,13 @@ class Comm:
         self.barrier()
         return self._comm.allgather(obj)
 
+    def alltoall(self, objs: list[Any]) -> list[Any]:
+        """``objs[q]`` to rank q; returns what every rank sent this one, in rank order."""
+        if self._comm is None:
+            return list(objs)
+        self.barrier()
+        return self._comm.alltoall(objs)
+
     def bcast_array(self, array: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
         """Rank 0's float64 array of ``shape`` on every rank, sent as a raw buffer (no pickling,
         no rounding), waiting without spinning."""

@@ -175,6 +175,8 @@ class Training:
     # Identity keys that may change on purpose (M continuing on a grown data set): key -> (allowed
     # now, the flag that allows it). An allowed change is said in a line; a refused one names the flag.
     may_change: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    # False on every rank but rank 0 of a data-parallel job: no checkpoint, metrics or log lines.
+    writes: bool = True
 
     @property
     def checkpoint_path(self) -> Path:
@@ -223,7 +225,7 @@ def load_checkpoint(t: Training) -> tuple[int, int]:
             # (else the outputs would be rewritten as if made with the new value, untrained on it)
             raise WMError(f"{t.checkpoint_path}: {key} changed but --epochs {t.epochs} adds no epoch to the "
                           f"{data['epoch']} done: raise --epochs to continue with {key} {value}")
-        if saved.get(key) != value and allowed:
+        if saved.get(key) != value and allowed and t.writes:
             print(f"[{t.name}] continuing after epoch {data['epoch']} with {key} {value} (the checkpoint's: "
                   f"{saved.get(key) or 'none'})", flush=True)
         elif saved.get(key) != value and flag:
@@ -251,13 +253,14 @@ def _step_progress(t: Training, step: int, first_step: int, start: float, now: f
 def train(t: Training) -> dict[str, Any]:
     """Run the remaining epochs of ``t``; returns a summary. A NaN loss stops with a clear error."""
     epoch0, step = load_checkpoint(t)
-    if epoch0 >= t.epochs:
+    if epoch0 >= t.epochs and t.writes:
         print(f"[{t.name}] already trained for {epoch0} epochs (asked for {t.epochs}); nothing to do",
               flush=True)
+    if epoch0 >= t.epochs:
         t.model.eval()
         t.end_of_epoch(epoch0)  # (re)write the outputs, in case a stop came between them and here
         return {"epochs": epoch0, "steps": step, "resumed_from": epoch0}
-    if epoch0:
+    if epoch0 and t.writes:
         print(f"[{t.name}] resuming after epoch {epoch0} (step {step}) from {t.checkpoint_path}",
               flush=True)
     log: MetricsLog | None = None
@@ -279,10 +282,12 @@ def train(t: Training) -> dict[str, Any]:
                     )
                 step += 1
                 seen += t.samples(batch)
+                last = values
+                if not t.writes:
+                    continue
                 if log is None:
                     log = MetricsLog(t.directory, list(values), resume_after_step=step - 1)
                 log.write(step, epoch, time.monotonic() - start, values)
-                last = values
                 now = time.monotonic()
                 if now - last_print >= t.log_every:
                     last_print = now
@@ -293,6 +298,8 @@ def train(t: Training) -> dict[str, Any]:
                           f"{rate:,.0f} {t.sample_unit}/s", flush=True)
             t.model.eval()
             t.end_of_epoch(epoch)  # weights first: a checkpoint never stands without its weights
+            if not t.writes:
+                continue
             save_checkpoint(t, epoch, step)
             rate = seen / max(time.monotonic() - epoch_start, 1e-9)
             shown = " ".join(f"{k} {v:.4g}" for k, v in last.items())

@@ -35,8 +35,9 @@ from wm.core.errors import WMError
 from wm.data.recordset import data_digest, data_set
 from wm.data.rundir import locked, make_stage_dir, start_stage
 from wm.models.mdrnn import MDRNN, MDRNNConfig, done_loss, mixture_nll
-from wm.models.training import Training, pick_device, save_weights, train
+from wm.models.training import Training, save_weights, train
 from wm.models.weights import mdrnn_config_dict, vae_digest
+from wm.stages import ddp
 from wm.stages.series import load_series
 
 RNN_DIR = "rnn"
@@ -140,9 +141,11 @@ def validate_config(cfg: RNNTrainConfig) -> None:
         raise WMError(f"--round-weight must be at least 1, got {cfg.round_weight}")
 
 
-def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
-    """Train (or continue training) M on the run's series; returns a summary."""
-    device = pick_device(cfg.device, cfg.threads)
+def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, Any]:
+    """Train (or continue training) M on the run's series; returns a summary. With ``ranks`` of
+    more than one, data-parallel (see :mod:`wm.stages.ddp`)."""
+    ranks = ranks or ddp.Ranks()
+    device = ranks.device(cfg.device, cfg.threads)
     series = weighted(load_series(cfg.run), cfg.round_weight)
     digest = vae_digest(cfg.run)
     episodes = data_set(cfg.run)
@@ -151,11 +154,14 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
     with_done = cfg.env == "doom"
     mconfig = MDRNNConfig(z_size=int(series[0]["mu"].shape[1]), action_size=int(series[0]["action"].shape[1]),
                           hidden_size=cfg.hidden_size, num_mixtures=cfg.num_mixtures, with_done=with_done)
-    out = make_stage_dir(cfg.run, RNN_DIR)
-    with locked(out):
-        start_stage(cfg.run, "rnn", out, as_dict(cfg), RNN_FIXED_FIELDS, cfg.fresh)
+    out = ranks.on_writer(lambda: make_stage_dir(cfg.run, RNN_DIR))
+    with ranks.writer_lock(lambda: locked(out)):
+        ranks.on_writer(lambda: start_stage(cfg.run, "rnn", out, as_dict(cfg), RNN_FIXED_FIELDS, cfg.fresh))
         torch.manual_seed(cfg.seed)
         model = MDRNN(mconfig).to(device)
+        if ranks.active:
+            ranks.start_torch(device)
+            net = ranks.wrap(model, device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         # The original Doom M: lr_t = (lr - lr_min) * decay^t + lr_min (constant when decay is 1).
         floor = cfg.lr_min / cfg.lr
@@ -165,12 +171,15 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
         # A small data set cannot fill batch_size streams of at least two steps: use fewer.
         streams = max(1, min(cfg.batch_size, frames // 2))
         if with_done and streams < cfg.batch_size:
-            print(f"[rnn] only {frames} steps of data: {streams} streams instead of {cfg.batch_size}",
-                  flush=True)
+            ranks.say(f"[rnn] only {frames} steps of data: {streams} streams instead of {cfg.batch_size}")
+        if ranks.active and (streams if with_done else cfg.batch_size) < ranks.size:
+            raise ranks.fail(f"{streams if with_done else cfg.batch_size} sequences per batch cannot be "
+                             f"split over {ranks.size} ranks: use fewer ranks or a larger --batch-size")
         shown = (f" ({len(episodes)} episodes, rounds {rounds} x {cfg.round_weight}; data set {data})"
                  if rounds else "")
-        print(f"[rnn] {len(series)} episodes{shown}, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs on "
-              f"{device}", flush=True)
+        on = f" x {ranks.size} ranks" if ranks.active else ""
+        ranks.say(f"[rnn] {len(series)} episodes{shown}, {frames:,} steps; M {mconfig}; {cfg.epochs} epochs "
+                  f"on {device}{on}")
         carried: dict[str, Any] = {"state": None}
         if with_done:
             per_stream = frames // streams
@@ -203,19 +212,50 @@ def train_rnn(cfg: RNNTrainConfig) -> dict[str, Any]:
             return {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()},
                     "lr": torch.tensor(scheduler.get_last_lr()[0])}
 
+        def ranks_step(batch: Batch) -> dict[str, torch.Tensor]:
+            """One step of the global batch: this rank's rows (its streams, with their LSTM state),
+            DDP averaging the gradients; the losses are the global batch's."""
+            n, rows = len(batch["mu"]), ranks.rows(len(batch["mu"]))
+            t = {k: torch.as_tensor(v[rows], device=device) for k, v in batch.items() if k != "first"}
+            noise = ddp.global_noise(n, batch["mu"].shape[1:], rows, device)  # (randn_like of the batch)
+            z = t["mu"] + torch.exp(0.5 * t["logvar"]) * noise
+            state = None if batch["first"] else carried["state"]
+            params, done_logit, state = net(z[:, :-1], t["action"], t.get("restart"), state)
+            carried["state"] = tuple(s.detach() for s in state)
+            z_nll = mixture_nll(params, z[:, 1:], mask=t["valid"])
+            # mixture_nll is a mean over valid steps, done_loss over all: weights of this rank's share
+            valid_here, valid_all = int(t["valid"].sum()), int(batch["valid"].sum())
+            loss = z_nll * (valid_here * ranks.size / max(valid_all, 1))
+            parts = [z_nll * valid_here]
+            if with_done:
+                done = done_loss(done_logit, t["done"], cfg.done_weight)
+                loss = loss + done * ranks.weight(n)
+                parts.append(done * done_logit.numel())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients(model, cfg.grad_clip)  # (of the averaged gradients, as one process's)
+            optimizer.step()
+            scheduler.step()
+            sums = ranks.sum(parts)
+            losses = {"z_nll": (sums[0] / max(valid_all, 1)).float()}
+            if with_done:
+                losses["done"] = (sums[1] / batch["done"].size).float()
+            return {"loss": sum(losses.values()), **losses, "lr": torch.tensor(scheduler.get_last_lr()[0])}
+
         def end_of_epoch(epoch: int) -> None:
             save_weights(out / WEIGHTS_NAME, "rnn", mdrnn_config_dict(mconfig), model, epochs=epoch,
                          vae=digest, env=cfg.env, data=data, rounds=rounds)
 
         summary = train(Training(
             name="rnn", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
-            batches=batches, step=step, samples=lambda b: len(b["mu"]), sample_unit="sequences",
-            end_of_epoch=end_of_epoch, scheduler=scheduler, log_every=cfg.log_every,
+            batches=batches, step=ranks_step if ranks.active else step, samples=lambda b: len(b["mu"]),
+            sample_unit="sequences", end_of_epoch=end_of_epoch if ranks.is_writer else lambda epoch: None,
+            writes=ranks.is_writer, scheduler=scheduler, log_every=cfg.log_every,
             # (the data set is named once rounds exist: checkpoints from before them still continue)
             identity={"vae": digest, **({"data": data} if rounds else {})}, steps_per_epoch=steps_per_epoch,
             may_change={"data": (cfg.grown_data, "--grown-data")},
         ))
-    print(f"[rnn] weights: {out / WEIGHTS_NAME}", flush=True)
+    ranks.say(f"[rnn] weights: {out / WEIGHTS_NAME}")
     return summary
 
 
@@ -225,6 +265,8 @@ def parse_config(argv: list[str] | None) -> RNNTrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if ddp.under_launcher():  # mpirun -n P: data-parallel
+        return ddp.run_stage("rnn", lambda: parse_config(argv), train_rnn)
     return cli.run_stage("rnn", lambda: parse_config(argv), train_rnn)
 
 

@@ -31,9 +31,9 @@ from wm.data.files import atomic_write, remove_stale_temps, write_json
 from wm.data.record import read_episode
 from wm.data.recordset import RECORD_DIR, DataEpisode, data_set
 from wm.data.rundir import first_missing, locked, make_stage_dir, stage_config
-from wm.models.training import pick_device
 from wm.models.vae import ConvVAE, to_tensor
 from wm.models.weights import load_vae, vae_digest, vae_path
+from wm.stages import ddp
 
 SERIES_DIR = "series"
 FORMAT_VERSION = 1
@@ -92,21 +92,28 @@ def _is_current(path: Path, digest: str) -> bool:
         return False
 
 
-def make_series(cfg: SeriesConfig) -> dict[str, Any]:
-    """Encode every episode not yet encoded by the current V; returns a summary."""
-    device = pick_device(cfg.device, cfg.threads)
+def make_series(cfg: SeriesConfig, ranks: ddp.Ranks | None = None) -> dict[str, Any]:
+    """Encode every episode not yet encoded by the current V; returns a summary. With ``ranks`` of
+    more than one, rank r encodes episodes r, r + P, ... of those to do (the same files)."""
+    ranks = ranks or ddp.Ranks()
+    device = ranks.device(cfg.device, cfg.threads)
     episodes = data_set(cfg.run)
     files = [series_file(cfg.run, e) for e in episodes]
     model, digest = load_vae(cfg.run, device)
-    out = make_stage_dir(cfg.run, SERIES_DIR)
+    out = ranks.on_writer(lambda: make_stage_dir(cfg.run, SERIES_DIR))
     start = time.monotonic()
-    with locked(out):
-        remove_stale_temps(out)
-        todo = [i for i in range(len(files)) if not _is_current(files[i], digest)]
-        print(f"[series] V {digest}: {len(files) - len(todo)} episodes already encoded, "
-              f"{len(todo)} to encode", flush=True)
-        progress = Progress("series", len(todo), "episodes", "frames", every=cfg.log_every)
-        for i in todo:
+    with ranks.writer_lock(lambda: locked(out)):
+        ranks.on_writer(lambda: remove_stale_temps(out))
+        share = range(ranks.rank, len(files), ranks.size)  # (each rank checks its share of the files)
+        stale = [i for i in share if not _is_current(files[i], digest)]
+        todo = sorted(i for found in ranks.allgather(stale) for i in found) if ranks.active else stale
+        on = f" on {ranks.size} ranks" if ranks.active else ""
+        ranks.say(f"[series] V {digest}: {len(files) - len(todo)} episodes already encoded, "
+                  f"{len(todo)} to encode{on}")
+        mine = todo[ranks.rank :: ranks.size]
+        progress = Progress("series", len(mine), "episodes", "frames",
+                            every=cfg.log_every if ranks.is_writer else math.inf)
+        for i in mine:
             ep = read_episode(episodes[i].path)
             mu, logvar = encode(model, ep.obs, cfg.batch_size, device)
             arrays = {"mu": mu, "logvar": logvar, "action": ep.action, "reward": ep.reward,
@@ -117,6 +124,9 @@ def make_series(cfg: SeriesConfig) -> dict[str, Any]:
             files[i].parent.mkdir(exist_ok=True)  # (series/round-RR/)
             atomic_write(files[i], lambda f, a=arrays: np.savez(f, **a))
             progress.update(done=1, count=len(ep))
+        encoded = sum(ranks.allgather(progress.count)) if ranks.active else progress.count
+        if not ranks.is_writer:
+            return {"encoded": len(mine), "frames": progress.count}
         initial_mu, initial_logvar, lengths = [], [], []
         for path in files:
             series = read_series(path, digest)
@@ -130,10 +140,10 @@ def make_series(cfg: SeriesConfig) -> dict[str, Any]:
         summary = {"episodes": len(files), "rounds": rounds, "encoded": len(todo),
                    "frames": int(sum(lengths)), "vae": digest, "z_size": int(initial_mu[0].shape[0]),
                    "seconds": round(seconds, 3),
-                   "frames_per_s": round(progress.count / max(seconds, 1e-9), 1)}
+                   "frames_per_s": round(encoded / max(seconds, 1e-9), 1)}
         write_json(out / "summary.json", summary)
     print(f"[series] done: {out} holds {len(files)} episodes (rounds: {rounds or 'none'}), "
-          f"{summary['frames']:,} frames, z {summary['z_size']}; encoded {progress.count:,} frames at "
+          f"{summary['frames']:,} frames, z {summary['z_size']}; encoded {encoded:,} frames at "
           f"{summary['frames_per_s']:,.0f}/s; initial latents in {out / 'initial_z.npz'}", flush=True)
     return summary
 
@@ -170,6 +180,8 @@ def parse_config(argv: list[str] | None) -> SeriesConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if ddp.under_launcher():  # mpirun -n P: the episodes shared among the ranks
+        return ddp.run_stage("series", lambda: parse_config(argv), make_series)
     return cli.run_stage("series", lambda: parse_config(argv), make_series)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from wm.core import cli
 from wm.core.config import VAE_FIXED_FIELDS, VAETrainConfig, as_dict, parse_stage_config
@@ -26,9 +27,10 @@ from wm.core.errors import WMError
 from wm.data.record import iter_frame_batches, read_episode
 from wm.data.recordset import episode_files, frame_count
 from wm.data.rundir import locked, make_stage_dir, start_stage
-from wm.models.training import Training, pick_device, save_weights, train
+from wm.models.training import Training, save_weights, train
 from wm.models.vae import ConvVAE, VAEConfig, to_frames, to_tensor, vae_loss
 from wm.pictures.images import grid, save_png
+from wm.stages import ddp
 
 VAE_DIR = "vae"
 WEIGHTS_NAME = "vae.pt"
@@ -66,28 +68,51 @@ def preview_frames(paths: list[Path]) -> np.ndarray:
     return np.stack(picked)
 
 
-def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
-    """Train (or continue training) V on the run's episodes; returns a summary."""
-    device = pick_device(cfg.device, cfg.threads)
+class _GivenNoise(nn.Module):
+    """V's forward with the reparameterisation noise given: data-parallel ranks draw the whole
+    batch's noise, as one process does, and DistributedDataParallel runs a module's forward."""
+
+    def __init__(self, vae: ConvVAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.vae.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * eps  # (as ConvVAE.forward, with eps for randn_like(mu))
+        return self.vae.decode(z), mu, logvar
+
+
+def train_vae(cfg: VAETrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, Any]:
+    """Train (or continue training) V on the run's episodes; returns a summary. With ``ranks`` of
+    more than one, data-parallel (see :mod:`wm.stages.ddp`)."""
+    ranks = ranks or ddp.Ranks()
+    device = ranks.device(cfg.device, cfg.threads)
     paths = episode_files(cfg.run, rounds=False)  # (V learns the random policy's frames, then stays)
     if cfg.episodes:
         paths = paths[: cfg.episodes]
-    preview = preview_frames(paths)  # (reads episodes: a bad one is refused before --fresh moves anything)
-    out = make_stage_dir(cfg.run, VAE_DIR)
-    with locked(out):
-        start_stage(cfg.run, "vae", out, as_dict(cfg), VAE_FIXED_FIELDS, cfg.fresh)
+    # (reads episodes: a bad one is refused before --fresh moves anything)
+    preview = ranks.on_writer(lambda: preview_frames(paths))
+    out = ranks.on_writer(lambda: make_stage_dir(cfg.run, VAE_DIR))
+    with ranks.writer_lock(lambda: locked(out)):
+        ranks.on_writer(lambda: start_stage(cfg.run, "vae", out, as_dict(cfg), VAE_FIXED_FIELDS, cfg.fresh))
         torch.manual_seed(cfg.seed)
         model = ConvVAE(VAEConfig(cfg.z_size)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        if ranks.active:
+            ranks.start_torch(device)
+            net = ranks.wrap(_GivenNoise(model), device)
         frames = frame_count(cfg.run)
         if frames and cfg.episodes:  # (an estimate, for the progress line)
             frames = frames * len(paths) // len(episode_files(cfg.run, rounds=False))
         shown = f"{frames:,}" if frames else "?"
-        print(f"[vae] {len(paths)} episodes, {shown} frames; z {cfg.z_size}, batch {cfg.batch_size}, "
-              f"{cfg.epochs} epochs on {device}", flush=True)
+        on = f" x {ranks.size} ranks" if ranks.active else ""
+        ranks.say(f"[vae] {len(paths)} episodes, {shown} frames; z {cfg.z_size}, batch {cfg.batch_size}, "
+                  f"{cfg.epochs} epochs on {device}{on}")
 
-        def batches(epoch: int) -> Iterator[np.ndarray]:
+        def batches(epoch: int) -> Iterator[Any]:
             rng = np.random.default_rng([cfg.seed, epoch])  # the same order on every run
+            if ranks.active:  # (the same batches, each rank holding its rows)
+                return ddp.frame_batches(paths, cfg.batch_size, rng, cfg.shuffle_episodes, ranks)
             return iter_frame_batches(paths, cfg.batch_size, rng, cfg.shuffle_episodes)
 
         def step(frames: np.ndarray) -> dict[str, torch.Tensor]:
@@ -100,6 +125,21 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
             return {"loss": losses.total.detach(), "reconstruction": losses.reconstruction.detach(),
                     "kl": losses.kl.detach()}
 
+        def ranks_step(batch: tuple[np.ndarray, int]) -> dict[str, torch.Tensor]:
+            """One step of the global batch: this rank's rows, DDP averaging the gradients."""
+            frames, n = batch
+            rows = ranks.rows(n)
+            x = to_tensor(frames, device)
+            recon, mu, logvar = net(x, ddp.global_noise(n, (cfg.z_size,), rows, device))
+            losses = vae_loss(recon, x, mu, logvar, cfg.kl_tolerance)
+            here = rows.stop - rows.start
+            optimizer.zero_grad(set_to_none=True)
+            ddp.weighted_loss(losses.total, ranks.weight(n), [recon, mu, logvar]).backward()
+            optimizer.step()
+            parts = [losses.reconstruction, losses.kl] if here else [torch.zeros(()), torch.zeros(())]
+            reconstruction, kl = (ranks.sum([p * here for p in parts]) / n).float()
+            return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
         def end_of_epoch(epoch: int) -> None:
             save_weights(out / WEIGHTS_NAME, "vae", {"z_size": cfg.z_size}, model, epochs=epoch,
                          env=cfg.env)
@@ -111,10 +151,12 @@ def train_vae(cfg: VAETrainConfig) -> dict[str, Any]:
 
         summary = train(Training(
             name="vae", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
-            batches=batches, step=step, samples=len, end_of_epoch=end_of_epoch,
+            batches=batches, step=ranks_step if ranks.active else step,
+            samples=(lambda b: b[1]) if ranks.active else len,
+            end_of_epoch=end_of_epoch if ranks.is_writer else lambda epoch: None, writes=ranks.is_writer,
             log_every=cfg.log_every, steps_per_epoch=math.ceil(frames / cfg.batch_size) if frames else None,
         ))
-    print(f"[vae] weights: {out / WEIGHTS_NAME}; reconstructions: {out / 'reconstructions'}", flush=True)
+    ranks.say(f"[vae] weights: {out / WEIGHTS_NAME}; reconstructions: {out / 'reconstructions'}")
     return summary
 
 
@@ -124,6 +166,8 @@ def parse_config(argv: list[str] | None) -> VAETrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if ddp.under_launcher():  # mpirun -n P: data-parallel
+        return ddp.run_stage("vae", lambda: parse_config(argv), train_vae)
     return cli.run_stage("vae", lambda: parse_config(argv), train_vae)
 
 
