@@ -1,0 +1,168 @@
+"""V, M and the series over MPI ranks (wm.stages.ddp): the same batches, the same training, the same files.
+
+Tolerance of the loss curves: P ranks compute the same global batch's loss and gradient as one
+process, but as P partial sums added by an all-reduce, where one process sums inside one convolution
+or matrix product; float32 additions in another order round differently (by ~1e-7 of the value), and
+every step's weights feed the next step, Adam dividing small gradient entries by their small running
+scale, so the curves drift apart by a growing amount from the first steps on. No exact equality can
+be asked, only closeness: here each step's losses within 1e-3 relative (measured: V's up to 4e-5 over
+8 steps, M's ~1e-7), while the losses themselves move by far more than that from step to step.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wm.data.record import Episode, iter_frame_batches, write_episode
+from wm.stages import ddp
+
+pytestmark = pytest.mark.slow
+
+RTOL = 1e-3
+V_ARGS = ["--batch-size", "35", "--shuffle-episodes", "3", "--threads", "1", "--log-every", "0"]
+M_ARGS = ["--batch-size", "5", "--seq-len", "10", "--hidden-size", "16", "--threads", "1", "--log-every", "0"]
+
+
+# -- V's frame batches, P ranks simulated by threads (no mpirun needed) --
+
+class _Hub:
+    """What P threads standing for ranks hand each other, in lockstep."""
+
+    def __init__(self, size: int):
+        self.size, self.slots = size, [None] * size
+        self.gate = threading.Barrier(size, timeout=30)
+
+    def swap(self, rank: int, obj):
+        self.slots[rank] = obj
+        self.gate.wait()
+        got = list(self.slots)
+        self.gate.wait()
+        return got
+
+
+class _ThreadRanks:
+    """The part of :class:`wm.stages.ddp.Ranks` that :func:`ddp.frame_batches` uses."""
+
+    def __init__(self, hub: _Hub, rank: int):
+        self.hub, self.rank, self.size = hub, rank, hub.size
+        self.comm = self
+        self.read = 0
+
+    def allgather(self, obj):
+        return self.hub.swap(self.rank, obj)
+
+    def alltoall(self, objs):
+        return [sent[self.rank] for sent in self.hub.swap(self.rank, objs)]
+
+    def rows(self, n: int) -> slice:
+        return ddp.rows_of(self.rank, self.size, n)
+
+
+def _episodes(directory: Path, lengths: list[int]) -> list[Path]:
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, n in enumerate(lengths):
+        done = np.zeros(n, bool)
+        done[-1] = True
+        path = directory / f"episode_{i:06d}.npz"
+        obs = rng.integers(0, 256, (n, 64, 64, 3), np.uint8)
+        write_episode(path, Episode(obs, np.zeros((n, 1), np.float32), np.zeros(n, np.float32), done,
+                                    np.zeros(n, bool), {"index": i}))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("size, batch, group", [(2, 35, 3), (3, 16, 2), (2, 7, 16), (4, 3, 1)])
+def test_frame_batches_are_one_process_batches_split_by_rows(tmp_path, size, batch, group):
+    paths = _episodes(tmp_path, [30, 12, 41, 5, 27, 19, 33])
+    solo = list(iter_frame_batches(paths, batch, np.random.default_rng([0, 2]), group))
+    hub, results = _Hub(size), [None] * size
+
+    def rank_main(rank: int) -> None:
+        results[rank] = list(ddp.frame_batches(paths, batch, np.random.default_rng([0, 2]), group,
+                                               _ThreadRanks(hub, rank)))
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r is not None for r in results)
+    assert all(len(r) == len(solo) for r in results)
+    for i, whole in enumerate(solo):
+        assert all(results[r][i][1] == len(whole) for r in range(size))  # the global size, on every rank
+        parts = [results[r][i][0] for r in range(size)]
+        assert [len(p) for p in parts] == [len(range(len(whole))[ddp.rows_of(r, size, len(whole))])
+                                           for r in range(size)]
+        assert np.array_equal(np.concatenate(parts), whole)
+
+
+# -- real runs under mpirun --
+
+def _curve(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "wall_s"}
+
+
+def _assert_same_curve(got: Path, want: Path) -> None:
+    a, b = _curve(got), _curve(want)
+    assert a.keys() == b.keys() and len(a["step"]) == len(b["step"])
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=RTOL, err_msg=key)
+
+
+def _ok(done) -> None:
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_v_on_ranks_follows_one_process_and_resumes_on_another_rank_count(doom_series_run, copy_run,
+                                                                           run_stage):
+    solo, ranks = copy_run(doom_series_run, "solo"), copy_run(doom_series_run, "ranks")
+    _ok(run_stage("vae_train", "--run", str(solo), "--fresh", "--epochs", "2", *V_ARGS))
+    # Epoch 1 on 2 ranks; the same command on 3 ranks continues it (35 rows: 11 + 12 + 12).
+    first = run_stage("vae_train", "--run", str(ranks), "--fresh", "--epochs", "1", *V_ARGS, ranks=2)
+    _ok(first)
+    assert "x 2 ranks" in first.stdout and first.stdout.count("epoch 1/1 done") == 1  # rank 0 speaks
+    again = run_stage("vae_train", "--run", str(ranks), "--epochs", "2", *V_ARGS, ranks=3)
+    _ok(again)
+    assert "resuming after epoch 1" in again.stdout and "x 3 ranks" in again.stdout
+    _assert_same_curve(ranks / "vae" / "metrics.csv", solo / "vae" / "metrics.csv")
+    assert (ranks / "vae" / "reconstructions" / "epoch_002.png").is_file()
+
+
+def test_m_on_ranks_follows_one_process_and_resumes_on_another_rank_count(doom_series_run, copy_run,
+                                                                          run_stage):
+    solo, ranks, resumed = (copy_run(doom_series_run, n) for n in ("solo", "ranks", "resumed"))
+    _ok(run_stage("rnn_train", "--run", str(solo), "--epochs", "2", *M_ARGS))
+    _ok(run_stage("rnn_train", "--run", str(ranks), "--epochs", "2", *M_ARGS, ranks=2))
+    _assert_same_curve(ranks / "rnn" / "metrics.csv", solo / "rnn" / "metrics.csv")
+    # One process's epoch 1, continued on 2 ranks (5 streams: 2 + 3).
+    _ok(run_stage("rnn_train", "--run", str(resumed), "--epochs", "1", *M_ARGS))
+    _ok(run_stage("rnn_train", "--run", str(resumed), "--epochs", "2", *M_ARGS, ranks=2))
+    _assert_same_curve(resumed / "rnn" / "metrics.csv", solo / "rnn" / "metrics.csv")
+
+
+def test_series_on_two_ranks_is_one_process_series(doom_series_run, copy_run, run_stage):
+    solo, ranks = copy_run(doom_series_run, "solo"), copy_run(doom_series_run, "ranks")
+    for run in (solo, ranks):
+        shutil.rmtree(run / "series")
+    # (the same threads per process: torch's CPU convolutions round differently with more threads)
+    _ok(run_stage("series", "--run", str(solo), "--threads", "1", "--log-every", "0"))
+    done = run_stage("series", "--run", str(ranks), "--threads", "1", "--log-every", "0", ranks=2)
+    _ok(done)
+    assert "on 2 ranks" in done.stdout
+    names = sorted(p.relative_to(solo) for p in (solo / "series").rglob("*.npz"))
+    assert names == sorted(p.relative_to(ranks) for p in (ranks / "series").rglob("*.npz"))
+    assert len(names) == 7  # 6 episodes and initial_z
+    for name in names:
+        with np.load(solo / name) as a, np.load(ranks / name) as b:
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                assert np.array_equal(a[key], b[key]), (name, key)
