@@ -181,6 +181,15 @@ def test_m_on_ranks_follows_one_process_and_resumes_on_another_rank_count(doom_s
     _assert_same_checkpoint(resumed / "rnn" / "checkpoint.pt", solo / "rnn" / "checkpoint.pt")
 
 
+def test_m_carracing_windows_on_ranks_follow_one_process(carracing_series_run, copy_run, run_stage):
+    solo, ranks = copy_run(carracing_series_run, "solo"), copy_run(carracing_series_run, "ranks")
+    args = ["--epochs", "2", "--steps-per-epoch", "3", *M_ARGS]  # (5 windows: 2 + 3)
+    _ok(run_stage("rnn_train", "--run", str(solo), *args))
+    _ok(run_stage("rnn_train", "--run", str(ranks), *args, ranks=2))
+    _assert_same_curve(ranks / "rnn" / "metrics.csv", solo / "rnn" / "metrics.csv")
+    _assert_same_checkpoint(ranks / "rnn" / "checkpoint.pt", solo / "rnn" / "checkpoint.pt")
+
+
 def test_series_on_two_ranks_is_one_process_series(doom_series_run, copy_run, run_stage):
     solo, ranks = copy_run(doom_series_run, "solo"), copy_run(doom_series_run, "ranks")
     for run in (solo, ranks):

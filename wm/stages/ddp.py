@@ -4,10 +4,10 @@
 
 Started by a launcher (mpirun, srun with PMI/PMIx), a stage's ``main`` runs through :func:`run_stage`
 with a :class:`Ranks`; started as a plain process it runs as before, untouched (a world of one rank
-under mpirun does too). V and M then train data-parallel: torch.distributed over gloo (NCCL with
-one GPU per rank), initialised from the MPI ranks (rank 0 picks a free port and broadcasts its
-address and port by MPI), the model wrapped in DistributedDataParallel, which averages the
-gradients; there is no gradient averaging of our own.
+under mpirun does too). V and M then train data-parallel: torch.distributed over gloo (NCCL when
+every rank has a GPU of its own), initialised from the MPI ranks (rank 0 picks a free port and
+broadcasts its address and port by MPI), the model wrapped in DistributedDataParallel, which
+averages the gradients; there is no gradient averaging of our own.
 
 The global batch. ``--batch-size B`` is the global batch: the same B rows, in the same order, as one
 process with batch B. Rank r of P trains on rows ``[r*n//P, (r+1)*n//P)`` of every batch of n rows
@@ -86,6 +86,7 @@ class Ranks:
         self.comm = comm or Comm()
         self.rank, self.size = self.comm.rank, self.comm.size
         self._torch = False
+        self._backend = "gloo"
 
     @property
     def active(self) -> bool:
@@ -142,8 +143,11 @@ class Ranks:
         cores = os.cpu_count() or 1
         device = pick_device(name, threads or max(1, cores // on_host))
         if device.type == "cuda":
-            device = torch.device("cuda", local % torch.cuda.device_count())
+            gpus = torch.cuda.device_count()
+            device = torch.device("cuda", local % gpus)
             torch.cuda.set_device(device)
+            # NCCL needs a GPU of its own per rank; ranks sharing GPUs all-reduce through gloo.
+            self._backend = "nccl" if on_host <= gpus else "gloo"
         return device
 
     def start_torch(self, device: torch.device) -> None:
@@ -159,7 +163,7 @@ class Ranks:
             port = int(os.environ.get("MASTER_PORT") or _free_port())
             where = (addr, port)
         addr, port = self.bcast(where)
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        backend = self._backend if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=self.rank,
                                 world_size=self.size, timeout=datetime.timedelta(minutes=30))
         self._torch = True
