@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.wm.conftest import files_of
 from wm.data.record import Episode, iter_frame_batches, write_episode
 from wm.stages import ddp
 
@@ -207,3 +208,20 @@ def test_series_on_two_ranks_is_one_process_series(doom_series_run, copy_run, ru
             assert sorted(a.files) == sorted(b.files)
             for key in a.files:
                 assert np.array_equal(a[key], b[key]), (name, key)
+
+
+def test_refusals_on_ranks_are_one_line(doom_series_run, copy_run, run_stage):
+    run = copy_run(doom_series_run)
+    before = files_of(run)
+    # M's batch of 1 stream cannot be split over 2 ranks: said once, by rank 0; nothing written.
+    done = run_stage("rnn_train", "--run", str(run), *M_ARGS, "--epochs", "1", "--batch-size", "1",
+                     ranks=2, timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.count("cannot be split over 2 ranks") == 1, done.stderr
+    assert files_of(run) == before
+    # A damaged episode stops V with its name (the job ends on every rank).
+    (run / "record" / "episode_000003.npz").write_bytes(b"garbage")
+    done = run_stage("vae_train", "--run", str(run), "--fresh", *V_ARGS, "--epochs", "1", ranks=2,
+                     timeout=120)
+    assert done.returncode != 0 and "episode_000003.npz" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

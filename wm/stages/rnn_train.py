@@ -154,6 +154,11 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
     with_done = cfg.env == "doom"
     mconfig = MDRNNConfig(z_size=int(series[0]["mu"].shape[1]), action_size=int(series[0]["action"].shape[1]),
                           hidden_size=cfg.hidden_size, num_mixtures=cfg.num_mixtures, with_done=with_done)
+    # (the streams, as below; checked before anything is written: a refused command changes nothing)
+    rows = min(cfg.batch_size, sum(len(s["mu"]) for s in series) // 2) if with_done else cfg.batch_size
+    if max(1, rows) < ranks.size:
+        raise ranks.fail(f"{max(1, rows)} sequences per batch cannot be split over {ranks.size} ranks: use "
+                         "fewer ranks or a larger --batch-size")
     out = ranks.on_writer(lambda: make_stage_dir(cfg.run, RNN_DIR))
     with ranks.writer_lock(lambda: locked(out)):
         ranks.on_writer(lambda: start_stage(cfg.run, "rnn", out, as_dict(cfg), RNN_FIXED_FIELDS, cfg.fresh))
@@ -172,9 +177,6 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
         streams = max(1, min(cfg.batch_size, frames // 2))
         if with_done and streams < cfg.batch_size:
             ranks.say(f"[rnn] only {frames} steps of data: {streams} streams instead of {cfg.batch_size}")
-        if ranks.active and (streams if with_done else cfg.batch_size) < ranks.size:
-            raise ranks.fail(f"{streams if with_done else cfg.batch_size} sequences per batch cannot be "
-                             f"split over {ranks.size} ranks: use fewer ranks or a larger --batch-size")
         shown = (f" ({len(episodes)} episodes, rounds {rounds} x {cfg.round_weight}; data set {data})"
                  if rounds else "")
         on = f" x {ranks.size} ranks" if ranks.active else ""
