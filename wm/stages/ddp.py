@@ -87,6 +87,7 @@ class Ranks:
         self.rank, self.size = self.comm.rank, self.comm.size
         self._torch = False
         self._backend = "gloo"
+        self._reduce_on = torch.device("cpu")
 
     @property
     def active(self) -> bool:
@@ -140,7 +141,8 @@ class Ranks:
         if not self.active:
             return pick_device(name, threads)
         on_host, local, _ = self._host()
-        cores = os.cpu_count() or 1
+        # (the cores this process may use: a Slurm job's on a shared node, or those mpirun bound it to)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         device = pick_device(name, threads or max(1, cores // on_host))
         if device.type == "cuda":
             gpus = torch.cuda.device_count()
@@ -167,6 +169,7 @@ class Ranks:
         dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=self.rank,
                                 world_size=self.size, timeout=datetime.timedelta(minutes=30))
         self._torch = True
+        self._reduce_on = device if backend == "nccl" else torch.device("cpu")  # (NCCL: GPU tensors only)
         if self.is_writer:
             print(f"[ddp] {self.size} ranks, torch.distributed {backend} at {addr}:{port}", flush=True)
 
@@ -199,10 +202,10 @@ class Ranks:
         """The sum over the ranks of each of ``values`` (scalars), as one float64 tensor."""
         import torch.distributed as dist
 
-        total = torch.stack([v.detach().to("cpu", torch.float64) for v in values])
+        total = torch.stack([v.detach().to(self._reduce_on, torch.float64) for v in values])
         if self._torch:
             dist.all_reduce(total)
-        return total
+        return total.cpu()
 
 
 def rows_of(rank: int, size: int, n: int) -> slice:
