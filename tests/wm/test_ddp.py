@@ -27,6 +27,7 @@ import torch
 from tests.wm.conftest import files_of
 from wm.data.record import Episode, iter_frame_batches, write_episode
 from wm.stages import ddp
+from wm.stages.rnn_train import stream_batches, window_batches
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +108,48 @@ def test_frame_batches_are_one_process_batches_split_by_rows(tmp_path, size, bat
         assert [len(p) for p in parts] == [len(range(len(whole))[ddp.rows_of(r, size, len(whole))])
                                            for r in range(size)]
         assert np.array_equal(np.concatenate(parts), whole)
+
+
+# -- M's rows: built per rank, together one process's batches --
+
+class _Rank:
+    def __init__(self, rank: int, size: int):
+        self.rank, self.size = rank, size
+
+    def rows(self, n: int) -> slice:
+        return ddp.rows_of(self.rank, self.size, n)
+
+
+def _series(lengths: list[int]) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    out = []
+    for n in lengths:
+        terminated = np.zeros(n, bool)
+        terminated[-1] = True
+        out.append({"mu": rng.standard_normal((n, 4), np.float32),
+                    "logvar": rng.standard_normal((n, 4), np.float32),
+                    "action": rng.standard_normal((n, 2), np.float32), "terminated": terminated})
+    return out
+
+
+@pytest.mark.parametrize("size, batch, seq_len", [(2, 5, 10), (3, 7, 4), (2, 2, 50), (4, 9, 7)])
+def test_stream_and_window_rows_are_one_process_batches_split_by_rows(size, batch, seq_len):
+    series = _series([30, 12, 41, 5, 27, 19, 33, 8])
+    cases = [(stream_batches(series, batch, seq_len, np.random.default_rng(7)),
+              [ddp.stream_rows(series, batch, seq_len, np.random.default_rng(7), _Rank(r, size))
+               for r in range(size)]),
+             (window_batches(series, batch, seq_len, 4, np.random.default_rng(7)),
+              [ddp.window_rows(series, batch, seq_len, 4, np.random.default_rng(7), _Rank(r, size))
+               for r in range(size)])]
+    for whole, parts in cases:
+        whole, parts = list(whole), [list(p) for p in parts]
+        assert whole and all(len(p) == len(whole) for p in parts)
+        for i, full in enumerate(whole):
+            mine = [p[i] for p in parts]
+            assert all(m["first"] == full["first"] and m["rows_total"] == batch for m in mine)
+            assert all(m["valid_total"] == int(full["valid"].sum()) for m in mine)
+            for key in full.keys() - {"first"}:
+                assert np.array_equal(np.concatenate([m[key] for m in mine]), full[key]), (i, key)
 
 
 # -- real runs under mpirun --

@@ -19,9 +19,11 @@ rows, so the random numbers, too, are those of one process, and every rank's RNG
 - V: each rank reads only its share of the episodes (episode j of each group of ``--shuffle-episodes``
   goes to rank j mod P); the group's frame permutation is the one-process one, and the frames a rank's
   rows need are exchanged between ranks (one MPI all-to-all per group), so memory per rank falls with P.
-- M (Doom): the ``B`` streams of concatenated episodes are one process's; rank r carries the LSTM
-  state of its streams. M (CarRacing): the B random windows are drawn as by one process (every rank
-  draws all B, which is cheap) and rank r keeps its rows. The series are small: every rank loads them.
+- M (Doom): the ``B`` streams of concatenated episodes are one process's; rank r concatenates only
+  the episodes its streams hold and carries the LSTM state of its streams. M (CarRacing): the B
+  random windows are drawn as by one process (every rank makes the same draws) and rank r copies
+  only its rows. Every rank loads the whole series (~2 KB per step at z 64: mu and logvar), as the
+  episode order changes every epoch.
 - Series: rank r encodes episodes r, r+P, ... of those to do; rank 0 writes initial_z and the summary.
 
 Rank 0 alone writes checkpoints, weights, pictures, metrics and log lines. The checkpoint is what one
@@ -119,9 +121,9 @@ class Ranks:
         """The stage directory's lock, held by rank 0 for the whole job."""
         return lock() if self.is_writer else nullcontext()
 
-    def fail(self, message: str) -> WMError:
+    def fail(self, message: str) -> Exception:
         """An error every rank finds alike: one line from rank 0 (raise what this returns)."""
-        return AllRanksError(message) if self.active else WMError(message)  # type: ignore[return-value]
+        return AllRanksError(message) if self.active else WMError(message)
 
     def say(self, line: str) -> None:
         """A log line, from rank 0 only."""
@@ -225,6 +227,75 @@ def global_noise(n: int, shape: tuple[int, ...], rows: slice, device: torch.devi
     """N(0, 1) float32 noise of a whole batch of ``n`` rows, drawn as one process draws it
     (``randn_like`` of the batch), this rank's rows of it."""
     return torch.randn((n, *shape), device=device)[rows]
+
+
+# -- M's sequences: each rank builds its rows of one process's batches --
+
+def stream_rows(series: list[dict[str, Any]], batch_size: int, seq_len: int, rng: np.random.Generator,
+                ranks: Ranks) -> Iterator[dict[str, Any]]:
+    """:func:`wm.stages.rnn_train.stream_batches`'s batches, this rank's streams (rows) of each, made
+    of only the episodes those streams hold; each batch also says ``valid_total``, the valid steps of
+    the whole batch, and ``rows_total``, its streams (for the loss weights)."""
+    order = rng.permutation(len(series))  # (the one-process draw)
+    lengths = np.array([len(series[i]["mu"]) for i in order])
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    per = int(ends[-1]) // batch_size
+    if per < 2:
+        raise WMError(f"{int(ends[-1])} frames cannot fill {batch_size} streams: lower --batch-size")
+    rows = ranks.rows(batch_size)
+    lo, hi = rows.start * per, rows.stop * per  # this rank's stretch of the concatenated episodes
+    first, last = int(np.searchsorted(ends, lo, side="right")), int(np.searchsorted(starts, hi, side="left"))
+    parts = [series[i] for i in order[first:last]]
+    cut = slice(lo - int(starts[first]), hi - int(starts[first]))
+    mu, logvar, action, done = (np.concatenate([p[k] for p in parts])[cut]
+                                for k in ("mu", "logvar", "action", "terminated"))
+    restart = np.zeros(hi - lo, bool)
+    kept = starts[(starts >= lo) & (starts < hi)]
+    restart[kept - lo] = True  # (an episode's first step; the first stream's first step too)
+    valid = np.ones(hi - lo, bool)
+    last_steps = ends - 1
+    valid[last_steps[(last_steps >= lo) & (last_steps < hi)] - lo] = False
+    columns = last_steps[last_steps < batch_size * per] % per  # where the whole batch's invalid steps are
+
+    def as_rows(a: np.ndarray) -> np.ndarray:
+        return a.reshape(rows.stop - rows.start, per, *a.shape[1:])
+
+    mu, logvar, action, done, restart, valid = map(as_rows, (mu, logvar, action, done, restart, valid))
+    for start in range(0, per - 1, seq_len):
+        end = min(start + seq_len, per - 1)
+        invalid = int(((columns >= start) & (columns < end)).sum())
+        yield {"first": start == 0, "mu": mu[:, start : end + 1], "logvar": logvar[:, start : end + 1],
+               "action": action[:, start:end], "restart": restart[:, start:end], "done": done[:, start:end],
+               "valid": valid[:, start:end], "valid_total": batch_size * (end - start) - invalid,
+               "rows_total": batch_size}
+
+
+def window_rows(series: list[dict[str, Any]], batch_size: int, seq_len: int, steps: int,
+                rng: np.random.Generator, ranks: Ranks) -> Iterator[dict[str, Any]]:
+    """:func:`wm.stages.rnn_train.window_batches`'s batches (the same draws), this rank's windows
+    (rows) of each filled; with ``valid_total`` and ``rows_total`` as :func:`stream_rows`."""
+    z_size, action_size = series[0]["mu"].shape[1], series[0]["action"].shape[1]
+    rows = ranks.rows(batch_size)
+    for _ in range(steps):
+        mu = np.zeros((rows.stop - rows.start, seq_len + 1, z_size), np.float32)
+        logvar = np.zeros_like(mu)
+        action = np.zeros((len(mu), seq_len, action_size), np.float32)
+        valid = np.zeros((len(mu), seq_len), bool)
+        valid_total = 0
+        for row, i in enumerate(rng.integers(len(series), size=batch_size)):
+            ep = series[i]
+            n = min(len(ep["mu"]), seq_len + 1)
+            start = int(rng.integers(0, len(ep["mu"]) - n + 1))
+            valid_total += n - 1
+            if rows.start <= row < rows.stop:
+                here = row - rows.start
+                mu[here, :n] = ep["mu"][start : start + n]
+                logvar[here, :n] = ep["logvar"][start : start + n]
+                action[here, : n - 1] = ep["action"][start : start + n - 1]
+                valid[here, : n - 1] = True
+        yield {"first": True, "mu": mu, "logvar": logvar, "action": action, "valid": valid,
+               "valid_total": valid_total, "rows_total": batch_size}
 
 
 # -- V's frames: each rank reads its share of the episodes, the batches are one process's --

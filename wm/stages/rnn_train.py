@@ -191,6 +191,10 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
 
         def batches(epoch: int) -> Iterator[Batch]:
             rng = np.random.default_rng([cfg.seed, epoch])  # the same batches on every run
+            if ranks.active:  # (the same batches, each rank making its rows)
+                if with_done:
+                    return ddp.stream_rows(series, streams, cfg.seq_len, rng, ranks)
+                return ddp.window_rows(series, cfg.batch_size, cfg.seq_len, cfg.steps_per_epoch, rng, ranks)
             if with_done:
                 return stream_batches(series, streams, cfg.seq_len, rng)
             return window_batches(series, cfg.batch_size, cfg.seq_len, cfg.steps_per_epoch, rng)
@@ -217,8 +221,9 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
         def ranks_step(batch: Batch) -> dict[str, torch.Tensor]:
             """One step of the global batch: this rank's rows (its streams, with their LSTM state),
             DDP averaging the gradients; the losses are the global batch's."""
-            n, rows = len(batch["mu"]), ranks.rows(len(batch["mu"]))
-            t = {k: torch.as_tensor(v[rows], device=device) for k, v in batch.items() if k != "first"}
+            n, rows = batch["rows_total"], ranks.rows(batch["rows_total"])
+            t = {k: torch.as_tensor(batch[k], device=device) for k in ("mu", "logvar", "action", "restart",
+                                                                        "done", "valid") if k in batch}
             noise = ddp.global_noise(n, batch["mu"].shape[1:], rows, device)  # (randn_like of the batch)
             z = t["mu"] + torch.exp(0.5 * t["logvar"]) * noise
             state = None if batch["first"] else carried["state"]
@@ -226,7 +231,7 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
             carried["state"] = tuple(s.detach() for s in state)
             z_nll = mixture_nll(params, z[:, 1:], mask=t["valid"])
             # mixture_nll is a mean over valid steps, done_loss over all: weights of this rank's share
-            valid_here, valid_all = int(t["valid"].sum()), int(batch["valid"].sum())
+            valid_here, valid_all = int(t["valid"].sum()), batch["valid_total"]
             loss = z_nll * (valid_here * ranks.size / max(valid_all, 1))
             parts = [z_nll * valid_here]
             if with_done:
@@ -241,7 +246,7 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
             sums = ranks.sum(parts)
             losses = {"z_nll": (sums[0] / max(valid_all, 1)).float()}
             if with_done:
-                losses["done"] = (sums[1] / batch["done"].size).float()
+                losses["done"] = (sums[1] / (n * batch["done"].shape[1])).float()
             return {"loss": sum(losses.values()), **losses, "lr": torch.tensor(scheduler.get_last_lr()[0])}
 
         def end_of_epoch(epoch: int) -> None:
@@ -250,7 +255,8 @@ def train_rnn(cfg: RNNTrainConfig, ranks: ddp.Ranks | None = None) -> dict[str, 
 
         summary = train(Training(
             name="rnn", directory=out, model=model, optimizer=optimizer, epochs=cfg.epochs,
-            batches=batches, step=ranks_step if ranks.active else step, samples=lambda b: len(b["mu"]),
+            batches=batches, step=ranks_step if ranks.active else step,
+            samples=(lambda b: b["rows_total"]) if ranks.active else lambda b: len(b["mu"]),
             sample_unit="sequences", end_of_epoch=end_of_epoch if ranks.is_writer else lambda epoch: None,
             writes=ranks.is_writer, scheduler=scheduler, log_every=cfg.log_every,
             # (the data set is named once rounds exist: checkpoints from before them still continue)
