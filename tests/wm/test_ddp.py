@@ -246,6 +246,16 @@ def test_series_on_two_ranks_is_one_process_series(doom_series_run, copy_run, ru
     names = sorted(p.relative_to(solo) for p in (solo / "series").rglob("*.npz"))
     assert names == sorted(p.relative_to(ranks) for p in (ranks / "series").rglob("*.npz"))
     assert len(names) == 7  # 6 episodes and initial_z
+    _assert_same_files(solo, ranks, names)
+    # A re-run on 2 ranks keeps what is encoded and remakes what is missing.
+    (ranks / "series" / "episode_000002.npz").unlink()
+    again = run_stage("series", "--run", str(ranks), "--threads", "1", "--log-every", "0", ranks=2)
+    _ok(again)
+    assert "5 episodes already encoded, 1 to encode on 2 ranks" in again.stdout
+    _assert_same_files(solo, ranks, names)
+
+
+def _assert_same_files(solo: Path, ranks: Path, names: list[Path]) -> None:
     for name in names:
         with np.load(solo / name) as a, np.load(ranks / name) as b:
             assert sorted(a.files) == sorted(b.files)
