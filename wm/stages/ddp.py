@@ -155,7 +155,7 @@ class Ranks:
         return device
 
     def start_torch(self, device: torch.device) -> None:
-        """torch.distributed's process group over these ranks: gloo (NCCL for GPUs), rendezvous at
+        """torch.distributed's process group over these ranks: gloo (NCCL for a GPU each), rendezvous at
         rank 0's address and a free port found there, both broadcast by MPI. MASTER_ADDR and
         MASTER_PORT in the environment are used instead when set."""
         import torch.distributed as dist
@@ -167,7 +167,8 @@ class Ranks:
             port = int(os.environ.get("MASTER_PORT") or _free_port())
             where = (addr, port)
         addr, port = self.bcast(where)
-        backend = self._backend if device.type == "cuda" else "gloo"
+        # (NCCL only where every rank can have it: the ranks must agree)
+        backend = "nccl" if all(self.allgather(device.type == "cuda" and self._backend == "nccl")) else "gloo"
         dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=self.rank,
                                 world_size=self.size, timeout=datetime.timedelta(minutes=30))
         self._torch = True
