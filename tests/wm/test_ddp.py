@@ -220,7 +220,7 @@ def test_m_on_ranks_follows_one_process_and_resumes_on_another_rank_count(doom_s
     _assert_same_checkpoint(ranks / "rnn" / "checkpoint.pt", solo / "rnn" / "checkpoint.pt")
     # One process's epoch 1, continued on 2 ranks (5 streams: 2 + 3).
     _ok(run_stage("rnn_train", "--run", str(resumed), "--epochs", "1", *M_ARGS))
-    _ok(run_stage("rnn_train", "--run", str(resumed), "--epochs", "2", *M_ARGS, ranks=2))
+    _ok(run_stage("rnn_train", "--run", str(resumed), "--epochs", "2", *M_ARGS, "--np", "2"))  # (its mpirun)
     _assert_same_curve(resumed / "rnn" / "metrics.csv", solo / "rnn" / "metrics.csv")
     _assert_same_checkpoint(resumed / "rnn" / "checkpoint.pt", solo / "rnn" / "checkpoint.pt")
 
@@ -247,9 +247,10 @@ def test_series_on_two_ranks_is_one_process_series(doom_series_run, copy_run, ru
     assert names == sorted(p.relative_to(ranks) for p in (ranks / "series").rglob("*.npz"))
     assert len(names) == 7  # 6 episodes and initial_z
     _assert_same_files(solo, ranks, names)
-    # A re-run on 2 ranks keeps what is encoded and remakes what is missing.
+    # A re-run on 2 ranks (--np: the stage starts its own mpirun) keeps what is encoded and remakes
+    # what is missing.
     (ranks / "series" / "episode_000002.npz").unlink()
-    again = run_stage("series", "--run", str(ranks), "--threads", "1", "--log-every", "0", ranks=2)
+    again = run_stage("series", "--run", str(ranks), "--threads", "1", "--log-every", "0", "--np", "2")
     _ok(again)
     assert "5 episodes already encoded, 1 to encode on 2 ranks" in again.stdout
     _assert_same_files(solo, ranks, names)
@@ -272,6 +273,11 @@ def test_refusals_on_ranks_are_one_line(doom_series_run, copy_run, run_stage):
     assert done.returncode != 0
     assert done.stderr.count("cannot be split over 2 ranks") == 1, done.stderr
     assert files_of(run) == before
+    for stage in ("vae_train", "series", "rnn_train"):  # --np: not negative, not under a launcher
+        done = run_stage(stage, "--run", str(run), "--np", "-1", timeout=60)
+        assert done.returncode == 2 and "--np must be >= 0" in done.stderr, done.stderr
+    done = run_stage("series", "--run", str(run), "--np", "2", ranks=2, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("--np starts its own mpirun") == 1, done.stderr
     # A damaged episode stops V with its name (the job ends on every rank).
     (run / "record" / "episode_000003.npz").write_bytes(b"garbage")
     done = run_stage("vae_train", "--run", str(run), "--fresh", *V_ARGS, "--epochs", "1", ranks=2,

@@ -61,7 +61,7 @@ def test_rounds_of_iterative_training_are_a_chain_of_jobs_before_the_report(tmp_
     play = jobs["wm-round-2-play"][1]
     assert play[play.index(str(submit.TEMPLATES / "play.sbatch")) + 1:][:5] == [
         "--run", str(tmp_path / "run"), "--round", "2", "--params"]
-    assert flag(play, "ntasks") == "3" and flag(jobs["wm-round-1-rnn"][1], "ntasks") is None
+    assert flag(play, "ntasks") == "3" and flag(jobs["wm-round-1-rnn"][1], "ntasks") == "3"  # (no GPU)
     train = jobs["wm-round-1-train"][1]
     assert str(submit.TEMPLATES / "train.sbatch") in train and "--init-params" in train
     mark = jobs["wm-round-2-mark"][1]
@@ -77,6 +77,25 @@ def test_rounds_of_iterative_training_are_a_chain_of_jobs_before_the_report(tmp_
                                                                        "wm-evaluate-fast"}
     report = fast[names.index("wm-report")]  # (after the official and the fast evaluation and random)
     assert flag(report, "dependency") == "afterok:dry-6:dry-7:dry-8"
+
+
+def test_without_a_gpu_v_series_and_m_run_on_cpu_ranks_or_threads(tmp_path, capsys):
+    def model_flags(*flags: str) -> dict[str, tuple[str | None, str | None, str | None]]:
+        jobs = {flag(c, "job-name"): c for c in dry_run(tmp_path, capsys, *flags)}
+        return {n: (flag(jobs[f"wm-{n}"], "ntasks"), flag(jobs[f"wm-{n}"], "cpus-per-task"),
+                    flag(jobs[f"wm-{n}"], "gpus")) for n in ("vae", "series", "rnn")}
+
+    # data-parallel ranks: --ntasks, but no more than the rows of the tiny preset's M batch (8)
+    assert set(model_flags("--ntasks", "5", "--gpus", "0").values()) == {("5", None, None)}
+    assert set(model_flags("--ntasks", "64", "--gpus", "0").values()) == {("8", None, None)}
+    assert submit.batch_rows("doom", "tiny") == 8 and submit.batch_rows("doom", "paper") == 100
+    assert set(model_flags("--ntasks", "64", "--gpus", "0", "--model-tasks", "4").values()) == {
+        ("4", None, None)}
+    # one process: on threads (--cpus) or on a GPU
+    assert set(model_flags("--ntasks", "5", "--gpus", "0", "--cpus", "16").values()) == {(None, "16", None)}
+    assert set(model_flags("--ntasks", "5", "--gpus", "1").values()) == {(None, None, "1")}
+    for stage in ("vae", "series", "rnn"):  # the templates start the ranks when the job has several tasks
+        assert "wm_model_stage wm." in (submit.TEMPLATES / f"{stage}.sbatch").read_text()
 
 
 def dry_run_env(tmp_path, capsys, env: str, *flags: str) -> list[list[str]]:
@@ -97,6 +116,7 @@ def test_the_templates_request_requeue_and_the_time_limit_signal():
 def test_bad_submissions_are_one_line(tmp_path, capsys):
     for flags, message in ((["--ntasks", "1"], "--ntasks must be at least 2"),
                            (["--ntasks", "4", "--gpus", "many"], "--gpus must be auto or a number"),
+                           (["--ntasks", "4", "--model-tasks", "-1"], "--model-tasks must be >= 0"),
                            (["--ntasks", "4", "--sbatch", "no-such-sbatch"], "no no-such-sbatch on PATH")):
         code = submit.main(["--run", str(tmp_path / "r"), *flags])
         err = capsys.readouterr().err

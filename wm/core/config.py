@@ -94,14 +94,16 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
             "rnn": {**_CARRACING_RNN, "epochs": 40},  # x 100 steps = the original's 4000
             "train": {**_PAPER_ES},
         },
-        # Sized for a 2-core machine in under 2 hours in all (104 min, RESULTS.md): V two passes
-        # at a higher learning rate, M on shorter windows, C a population of 16 x 2 episodes with
-        # 8 envs per worker stepped together.
+        # Sized for a 2-core machine in about 2 hours: data and ES on the fast env (~3x cheaper per
+        # agent step, BENCHMARKS.md), so twice the random episodes (V one pass over them) and three
+        # times the generations of the earlier official-env preset (40 generations: 676, RESULTS.md);
+        # the score is still the official env's, over 100 tracks.
         "small": {
-            "extract": {"episodes": 150, "policy": "brownian", "max_steps": 1000},
-            "vae": {**_CARRACING_VAE, "epochs": 2, "lr": 1e-3},
+            "pipeline": {"fast_env": True},
+            "extract": {"episodes": 300, "policy": "brownian", "max_steps": 1000},
+            "vae": {**_CARRACING_VAE, "epochs": 1, "lr": 1e-3},
             "rnn": {**_CARRACING_RNN, "epochs": 3, "seq_len": 500},
-            "train": {"generations": 40, "popsize": 16, "num_episode": 2, "eval_every": 10,
+            "train": {"generations": 120, "popsize": 16, "num_episode": 2, "eval_every": 10,
                       "eval_episodes": 16, "envs_per_worker": 8, "off_track_stop": 100},
         },
         # Within 10 minutes on 2 cores: training on the fast env, scored on 20 official tracks (the
@@ -207,6 +209,8 @@ class VAETrainConfig:
     seed: int = arg(0, "seed of the weights' initialisation and of the data order")
     log_every: float = arg(10.0, "seconds between progress lines")
     fresh: bool = arg(False, "start over: move this run's earlier V outputs to RUN/vae/previous-*/")
+    np: int = arg(0, "train on NP local processes, data-parallel: starts itself under this environment's "
+                  "mpirun (0 or 1: this process alone, or the ranks of the mpirun that started it)")
 
 
 # Changing these mid-training would mix two different trainings: --fresh starts over instead.
@@ -243,6 +247,8 @@ class RNNTrainConfig:
                             "trained controllers) this many times, the random data once")
     grown_data: bool = arg(False, "iterative training: continue M's checkpoint although the data set grew "
                            "(new rounds) or --round-weight changed since it (without it, that is refused)")
+    np: int = arg(0, "train on NP local processes, data-parallel: starts itself under this environment's "
+                  "mpirun (0 or 1: this process alone, or the ranks of the mpirun that started it)")
 
 
 RNN_FIXED_FIELDS = ("env", "hidden_size", "num_mixtures", "seq_len", "batch_size", "lr", "lr_decay",
@@ -300,6 +306,9 @@ class SeriesConfig:
     device: str = arg("auto", "auto (a GPU if present), cpu or cuda", choices=["auto", "cpu", "cuda"])
     threads: int = arg(0, "CPU threads for torch (0: all cores)")
     log_every: float = arg(10.0, "seconds between progress lines")
+    np: int = arg(0, "encode on NP local processes that share the episodes: starts itself under "
+                  "this environment's mpirun (0 or 1: this process alone, or the ranks of the mpirun "
+                  "that started it)")
 
 
 def preset_values(stage: str, env: str, preset: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@
         --partition compute --account myproject --time 4:00:00 --train-time 24:00:00
 
 Submits one job per stage with sbatch (the templates in launch/slurm/: extraction and evaluation on
---ntasks MPI ranks, V / series / M as one process with a GPU where the cluster has them, ES training
+--ntasks MPI ranks, V / series / M as one process with a GPU where the cluster has them, else
+data-parallel on CPU ranks (--model-tasks), ES training
 on --ntasks ranks with --requeue and a signal before its time limit, then results and report),
 each starting when the one it needs has finished well, and prints the job ids. Doom's rounds of
 iterative training (--rounds, or the preset's) follow as a chain of jobs, one per step of a round
@@ -16,6 +17,7 @@ Nothing site-specific is built in: partition, account, QOS, time, nodes and task
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import shutil
@@ -27,7 +29,14 @@ from typing import Any
 
 from wm.core import cli
 from wm.core.cli import arg
-from wm.core.config import DOOM_SKILL_HELP, FAST_ENV_HELP, PRESET_NAMES
+from wm.core.config import (
+    DOOM_SKILL_HELP,
+    FAST_ENV_HELP,
+    PRESET_NAMES,
+    RNNTrainConfig,
+    VAETrainConfig,
+    preset_values,
+)
 from wm.core.errors import WMError
 from wm.data.files import write_json
 from wm.envs.games import ENV_NAMES, check_fast, check_skill
@@ -63,7 +72,10 @@ class SubmitConfig:
     train_time: str = arg("", "time limit of each ES training job; it requeues itself until done "
                           "(default: --time)")
     gpus: str = arg("auto", "GPUs for V, series and M: auto (one if sinfo lists a GPU), 0, or a number")
-    cpus: int = arg(0, "CPU cores for V, series and M (--cpus-per-task; 0: Slurm's default)")
+    cpus: int = arg(0, "V, series and M without a GPU: one process of this many threads "
+                    "(--cpus-per-task) instead of data-parallel ranks (0: ranks, see --model-tasks)")
+    model_tasks: int = arg(0, "V, series and M without a GPU: data-parallel CPU ranks (0: --ntasks, at "
+                           "most the rows of V's and M's batches, which the ranks split)")
     train_args: str = arg("", "extra flags for wm.train, e.g. --train-args='--generations 500'")
     eval_episodes: int = arg(100, "episodes of the final evaluation and of the random baseline")
     doom_skill: int | None = arg(None, DOOM_SKILL_HELP)
@@ -97,6 +109,16 @@ def gpu_count(cfg: SubmitConfig) -> int:
     return 1 if "gpu" in listed.lower() else 0
 
 
+def batch_rows(env: str, preset: str) -> int:
+    """The rows of the smaller of V's and M's batches in this preset: the most ranks that can split
+    them (wm.rnn_train refuses more)."""
+    sizes = []
+    for stage, cls in (("vae", VAETrainConfig), ("rnn", RNNTrainConfig)):
+        default = next(f.default for f in dataclasses.fields(cls) if f.name == "batch_size")
+        sizes.append(int(preset_values(stage, env, preset).get("batch_size", default)))
+    return min(sizes)
+
+
 def plan(cfg: SubmitConfig) -> list[Job]:
     """The jobs still to run, in order, with their resources (dependencies are added at submission)."""
     run = Path(cfg.run)
@@ -107,15 +129,18 @@ def plan(cfg: SubmitConfig) -> list[Job]:
                                                      ("qos", cfg.qos)) if value]
     site += shlex.split(cfg.sbatch_arg)
     gpus = gpu_count(cfg)
+    model_ranks = cfg.model_tasks or min(cfg.ntasks, batch_rows(cfg.env, cfg.preset))
 
     def flags(template: str) -> list[str]:
         limit = cfg.train_time or cfg.time if template == "train" else cfg.time
         more = [f"--time={limit}"] if limit else []
         if template in (*MPI_STAGES, "play"):
             more += [f"--ntasks={cfg.ntasks}"] + ([f"--nodes={cfg.nodes}"] if cfg.nodes else [])
-        elif template != "round":  # (V, series, M: a GPU where there is one; a round's mark: nothing)
+        elif template != "round":  # (V, series, M: a GPU where there is one, else CPU ranks or threads)
             more += [f"--gpus={gpus}"] if gpus else []
             more += [f"--cpus-per-task={cfg.cpus}"] if cfg.cpus else []
+            if not gpus and not cfg.cpus:
+                more += [f"--ntasks={model_ranks}"]
         return site + more
 
     jobs = []
@@ -222,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             raise WMError("--ntasks must be at least 2 (rank 0 coordinates the ES, the others play)")
         if cfg.gpus != "auto" and not cfg.gpus.isdigit():
             raise WMError(f"--gpus must be auto or a number, got {cfg.gpus!r}")
-        if cfg.cpus < 0 or cfg.eval_episodes < 1:
-            raise WMError("--cpus must be >= 0 and --eval-episodes >= 1")
+        if cfg.cpus < 0 or cfg.model_tasks < 0 or cfg.eval_episodes < 1:
+            raise WMError("--cpus and --model-tasks must be >= 0 and --eval-episodes >= 1")
         check_skill(cfg.env, cfg.doom_skill)
         check_fast(cfg.env, cfg.fast_env)
         if (cfg.rounds or 0) < 0:

@@ -61,6 +61,31 @@ def under_launcher() -> bool:
     return launcher_rank_size() is not None
 
 
+def stage_main(module: str, name: str, argv: list[str] | None, parse: Callable[[list[str]], T],
+               run: Callable[..., Any]) -> int:
+    """The ``main`` of V, the series and M: under a launcher, data-parallel over its ranks; with
+    ``--np N`` (N > 1), the same command under this environment's mpirun on N local ranks; else one
+    process, as always. ``run(cfg)`` or ``run(cfg, ranks)``."""
+    from wm.core import cli
+
+    argv = sys.argv[1:] if argv is None else argv
+
+    def checked() -> T:
+        cfg = parse(argv)
+        cli.check_np(cfg.np)  # type: ignore[attr-defined]
+        return cfg
+
+    if under_launcher():
+        return run_stage(name, checked, run)
+    try:
+        np_ = checked().np  # type: ignore[attr-defined]
+    except WMError:
+        np_ = 0  # cli.run_stage parses again and says what is wrong
+    if np_ > 1:
+        return cli.run_local_ranks(module, argv, np_)
+    return cli.run_stage(name, checked, run)
+
+
 def run_stage(name: str, parse: Callable[[], T], run: Callable[[T, Ranks], Any]) -> int:
     """A stage's ``main`` under a launcher: a bad flag is one line from rank 0; then ``run(cfg,
     ranks)`` on every rank (any rank's error ends the job, see :func:`es.mpi.run_ranks`)."""

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from wm.core import cli
 from wm.core.config import RNN_FIXED_FIELDS, RNNTrainConfig, as_dict, parse_stage_config
 from wm.core.errors import WMError
 from wm.data.recordset import data_digest, data_set
@@ -273,9 +272,7 @@ def parse_config(argv: list[str] | None) -> RNNTrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if ddp.under_launcher():  # mpirun -n P: data-parallel
-        return ddp.run_stage("rnn", lambda: parse_config(argv), train_rnn)
-    return cli.run_stage("rnn", lambda: parse_config(argv), train_rnn)
+    return ddp.stage_main("wm.rnn_train", "rnn", argv, parse_config, train_rnn)
 
 
 if __name__ == "__main__":

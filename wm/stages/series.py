@@ -180,9 +180,7 @@ def parse_config(argv: list[str] | None) -> SeriesConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if ddp.under_launcher():  # mpirun -n P: the episodes shared among the ranks
-        return ddp.run_stage("series", lambda: parse_config(argv), make_series)
-    return cli.run_stage("series", lambda: parse_config(argv), make_series)
+    return ddp.stage_main("wm.series", "series", argv, parse_config, make_series)
 
 
 if __name__ == "__main__":

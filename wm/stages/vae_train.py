@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from wm.core import cli
 from wm.core.config import VAE_FIXED_FIELDS, VAETrainConfig, as_dict, parse_stage_config
 from wm.core.errors import WMError
 from wm.data.record import iter_frame_batches, read_episode
@@ -166,9 +165,7 @@ def parse_config(argv: list[str] | None) -> VAETrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if ddp.under_launcher():  # mpirun -n P: data-parallel
-        return ddp.run_stage("vae", lambda: parse_config(argv), train_vae)
-    return cli.run_stage("vae", lambda: parse_config(argv), train_vae)
+    return ddp.stage_main("wm.vae_train", "vae", argv, parse_config, train_vae)
 
 
 if __name__ == "__main__":
