@@ -89,10 +89,15 @@ class EvoTorch(Contender):
     handed the population as asked, returns the values given by :meth:`tell`, and is timed apart."""
 
     def __init__(self, name: str, dim: int, popsize: int, seed: int):
+        import logging
+        import warnings
+
         import torch
         from evotorch import Problem
         from evotorch.algorithms import CMAES, PGPE, SNES
 
+        logging.getLogger("evotorch").setLevel(logging.WARNING)  # (one INFO line per problem made)
+        warnings.filterwarnings("ignore", category=UserWarning, module="evotorch")
         self.torch = torch
         self.pending: np.ndarray | None = None
         self.values: np.ndarray | None = None
