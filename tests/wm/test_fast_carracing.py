@@ -194,6 +194,8 @@ def test_the_quick_preset_trains_fast_and_scores_fewer_official_tracks():
     assert quick.fast_env and quick.eval_episodes == 20
     assert not parsed("--env", "carracing", "--preset", "quick", "--no-fast-env").fast_env
     assert parsed("--env", "carracing", "--preset", "quick", "--eval-episodes", "100").eval_episodes == 100
-    small = parsed("--env", "carracing")
-    assert not small.fast_env and small.eval_episodes == 100
+    small = parsed("--env", "carracing")  # (small trains on the fast env too, scored on 100 tracks)
+    assert small.fast_env and small.eval_episodes == 100
+    assert not parsed("--env", "carracing", "--no-fast-env").fast_env
+    assert not parsed("--env", "doom").fast_env
     assert parsed("--preset", "quick").eval_episodes == 100  # (Doom's quick: 100 episodes)
