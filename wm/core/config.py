@@ -187,6 +187,11 @@ class ExtractConfig:
 EXTRACT_DATA_FIELDS = ("env", "policy", "max_steps", "doom_skill", "fast_env", "seed")
 
 
+# V's and M's --np (wm.stages.ddp.stage_main).
+DATA_PARALLEL_NP_HELP = ("train on NP local processes, data-parallel: starts itself under this environment's "
+                         "mpirun (0 or 1: this process alone, or the ranks of the mpirun that started it)")
+
+
 @dataclass
 class VAETrainConfig:
     """Train V (the ConvVAE) on the run's episode frames, streamed from RUN/record/."""
@@ -209,8 +214,7 @@ class VAETrainConfig:
     seed: int = arg(0, "seed of the weights' initialisation and of the data order")
     log_every: float = arg(10.0, "seconds between progress lines")
     fresh: bool = arg(False, "start over: move this run's earlier V outputs to RUN/vae/previous-*/")
-    np: int = arg(0, "train on NP local processes, data-parallel: starts itself under this environment's "
-                  "mpirun (0 or 1: this process alone, or the ranks of the mpirun that started it)")
+    np: int = arg(0, DATA_PARALLEL_NP_HELP)
 
 
 # Changing these mid-training would mix two different trainings: --fresh starts over instead.
@@ -247,8 +251,7 @@ class RNNTrainConfig:
                             "trained controllers) this many times, the random data once")
     grown_data: bool = arg(False, "iterative training: continue M's checkpoint although the data set grew "
                            "(new rounds) or --round-weight changed since it (without it, that is refused)")
-    np: int = arg(0, "train on NP local processes, data-parallel: starts itself under this environment's "
-                  "mpirun (0 or 1: this process alone, or the ranks of the mpirun that started it)")
+    np: int = arg(0, DATA_PARALLEL_NP_HELP)
 
 
 RNN_FIXED_FIELDS = ("env", "hidden_size", "num_mixtures", "seq_len", "batch_size", "lr", "lr_decay",
