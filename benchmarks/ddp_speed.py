@@ -1,11 +1,14 @@
-"""V, the series and M on one process with T threads against T ranks (mpirun) with one thread each.
+"""V, the series and M on one process with T threads against T ranks (mpirun) with one thread each,
+and both against one process with one thread (their parallel efficiency over T cores).
 
     python benchmarks/ddp_speed.py [--ranks 2] [--episodes 20] [--steps-per-episode 200]
         [--vae-batch 100] [--rnn-batch 32] [--rnn-seq 100] [--rnn-epochs 5] [--rnn-hidden 512]
 
 Real runs of ``python -m wm.vae_train``, ``wm.series`` and ``wm.rnn_train`` on synthetic Doom-like
-episodes (those of benchmarks/train_speed.py), each stage twice from the same inputs: one process with
-``--threads RANKS``, and ``mpirun -n RANKS`` (data-parallel, wm.stages.ddp) with ``--threads 1``.
+episodes (those of benchmarks/train_speed.py), each stage three times from the same inputs: one process
+with ``--threads 1``, one with ``--threads RANKS``, and ``mpirun -n RANKS`` (data-parallel,
+wm.stages.ddp) with ``--threads 1``. The efficiency of T threads or ranks is their rate over T times
+the one-thread rate (1.0: linear scaling).
 V's frames/s and M's timesteps/s come from metrics.csv (the wall_s of its last row: training only,
 start-up excluded; and the rate after the first step, whose set-up is slow); the series' frames/s
 from its summary.json. Prints one line per figure. Run it on an otherwise idle machine: ranks and
@@ -70,8 +73,14 @@ def main() -> int:
     args = parser.parse_args()
     p = args.ranks
     frames = args.episodes * args.steps_per_episode
-    ways = {"solo": (1, p), "ranks": (p, 1)}  # name: (ranks, threads each)
-    shown = {"solo": f"1 process x {p} threads", "ranks": f"{p} ranks x 1 thread"}
+    ways = {"one": (1, 1), "solo": (1, p), "ranks": (p, 1)}  # name: (ranks, threads each)
+    shown = {"one": "1 process x 1 thread", "solo": f"1 process x {p} threads",
+             "ranks": f"{p} ranks x 1 thread"}
+
+    def scaling(rate: dict[str, float]) -> str:
+        """Threads' and ranks' efficiency over the one-thread rate, and ranks over threads."""
+        return (f"efficiency over {p} cores: threads {rate['solo'] / (p * rate['one']):.2f}, ranks "
+                f"{rate['ranks'] / (p * rate['one']):.2f}; ranks/process {rate['ranks'] / rate['solo']:.2f}x")
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "data"
         make_dataset(base, args.episodes, args.steps_per_episode)
@@ -86,19 +95,20 @@ def main() -> int:
             figures[name] = rates(runs[name] / "vae" / "metrics.csv", frames, min(args.vae_batch, frames))
         line = "; ".join(f"{shown[n]} {figures[n][0]:,.0f} frames/s "
                          f"(after the first step {figures[n][1]:,.0f})" for n in ways)
-        print(f"V training ({frames:,} frames, batch {args.vae_batch}, z 64): {line}; "
-              f"ranks/process {figures['ranks'][1] / figures['solo'][1]:.2f}x", flush=True)
+        after = {name: figure[1] for name, figure in figures.items()}
+        print(f"V training ({frames:,} frames, batch {args.vae_batch}, z 64): {line}; {scaling(after)}",
+              flush=True)
 
-        # The series and M on one V (the solo run's) for both, so they see the same inputs.
-        shutil.rmtree(runs["ranks"] / "vae")
-        shutil.copytree(runs["solo"] / "vae", runs["ranks"] / "vae")
+        # The series and M on one V (the solo run's) for all, so they see the same inputs.
+        for name in ("one", "ranks"):
+            shutil.rmtree(runs[name] / "vae")
+            shutil.copytree(runs["solo"] / "vae", runs[name] / "vae")
         encoded = {}
         for name, (ranks, threads) in ways.items():
             stage("wm.series", runs[name], ["--batch-size", "1000"], ranks, threads)
             encoded[name] = json.loads((runs[name] / "series" / "summary.json").read_text())["frames_per_s"]
         line = "; ".join(f"{shown[n]} {encoded[n]:,.0f} frames/s" for n in ways)
-        print(f"series ({frames:,} frames): {line}; ranks/process {encoded['ranks'] / encoded['solo']:.2f}x",
-              flush=True)
+        print(f"series ({frames:,} frames): {line}; {scaling(encoded)}", flush=True)
 
         rnn = ["--epochs", str(args.rnn_epochs), "--batch-size", str(args.rnn_batch), "--seq-len",
                str(args.rnn_seq), "--hidden-size", str(args.rnn_hidden)]
@@ -113,7 +123,7 @@ def main() -> int:
                          f"{steps[n][1]:,.0f})" for n in ways)
         print(f"M training, Doom (LSTM {args.rnn_hidden}, z 64), batch {args.rnn_batch} x seq "
               f"{args.rnn_seq}, {frames:,} steps x {args.rnn_epochs} epochs: {line}; "
-              f"ranks/process {steps['ranks'][1] / steps['solo'][1]:.2f}x", flush=True)
+              f"{scaling({name: figure[1] for name, figure in steps.items()})}", flush=True)
     return 0
 
 

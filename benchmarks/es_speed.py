@@ -76,10 +76,12 @@ def run_parallel(ranks: int, generations: int, popsize: int, num_episode: int) -
         return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def update_times(num_params: int = 1088, popsize: int = 64, generations: int = 20) -> dict[str, float]:
-    """Median seconds of ask + tell per generation for each algorithm (fitness made up)."""
+def update_times(num_params: int = 1088, popsize: int = 64,
+                 generations: int = 200) -> dict[str, tuple[float, float, float]]:
+    """(median, mean, max) seconds of ask + tell per generation for each algorithm (fitness made up;
+    enough generations that CMA-ES's occasional eigendecompositions are counted)."""
     times = {}
-    for name in ("cma", "pepg", "openes", "ga"):
+    for name in ("cma", "pepg", "openes", "snes", "ga"):
         strategy = make_strategy(name, num_params, popsize, seed=0)
         rng = np.random.default_rng(0)
         samples = []
@@ -88,7 +90,7 @@ def update_times(num_params: int = 1088, popsize: int = 64, generations: int = 2
             solutions = strategy.ask()
             strategy.tell(-np.sum(solutions**2, axis=1) + rng.normal(0, 0.01, popsize))
             samples.append(time.perf_counter() - start)
-        times[name] = float(np.median(samples))
+        times[name] = (float(np.median(samples)), float(np.mean(samples)), float(np.max(samples)))
     return times
 
 
@@ -136,13 +138,17 @@ def main() -> None:
     parser.add_argument("--popsize", type=int, default=32)
     parser.add_argument("--num-episode", type=int, default=4)
     parser.add_argument("--skip-policy", action="store_true")
+    parser.add_argument("--updates-only", action="store_true", help="only the ask + tell times")
     parser.add_argument("--worker-job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker_job:
         sys.exit(worker_job(args.worker_job, args.generations, args.popsize, args.num_episode))
     print(f"machine: {os.cpu_count()} cores")
-    for name, seconds in update_times().items():
-        print(f"ES update (ask + tell), 1088 parameters, population 64, {name}: {seconds * 1e3:.1f} ms")
+    for name, (median, mean, most) in update_times().items():
+        print(f"ES update (ask + tell), 1088 parameters, population 64, 200 generations, {name}: median "
+              f"{median * 1e3:.1f} ms, mean {mean * 1e3:.1f} ms, max {most * 1e3:.1f} ms", flush=True)
+    if args.updates_only:
+        return
     one = run_parallel(2, args.generations, args.popsize, args.num_episode)  # master + 1 worker
     two = run_parallel(3, args.generations, args.popsize, args.num_episode)  # master + 2 workers
     efficiency = two["generations_per_s"] / (2 * one["generations_per_s"])

@@ -81,6 +81,15 @@ def test_carracing_bash_runs_the_whole_experiment_in_the_real_env(tmp_path):
                            "--measured-cores", "2"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "| 1 x 64 |" in done.stdout and "| 4 x 64 |" in done.stdout and "10,000,000 frames" in done.stdout
+    assert "Amdahl's law fitted to 2" in done.stdout  # V, series, M: the measured efficiency, not a guess
+    # One efficiency for all three: 1.0 is linear scaling (64x on 64 cores); above 1 is refused.
+    linear = subprocess.run([sys.executable, "benchmarks/carracing_projection.py", "--run", str(run),
+                             "--measured-cores", "2", "--torch-efficiency", "1"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert linear.returncode == 0 and "vae 1.00 (x64.0 on 64 cores)" in linear.stdout, linear.stderr
+    wrong = subprocess.run([sys.executable, "benchmarks/carracing_projection.py", "--run", str(run),
+                            "--torch-efficiency", "1.5"], cwd=ROOT, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "--torch-efficiency 1.5: a fraction in (0, 1]" in wrong.stderr
 
 
 def test_a_preset_that_does_not_exist_is_refused_in_one_line(tmp_path):

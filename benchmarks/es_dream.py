@@ -1,0 +1,101 @@
+"""Each ES strategy trained in the same Doom dream for the same budget, then scored in the real game.
+
+    python benchmarks/es_dream.py --run runs/doom-small [--strategies cma pepg openes snes ga]
+        [--generations 40] [--popsize 32] [--num-episode 8] [--eval-every 10] [--eval-episodes 128]
+        [--episodes 100] [--max-steps 0] [--np 2]
+
+The task the strategies exist for, beside benchmarks/es_peers.py's test functions. For each
+strategy, with its defaults (es.strategies): ``python -m wm.train --run RUN --dream --optimizer S
+--out es-compare-S`` (its own folder in the run; the run's M, temperature and seed, the same budget
+of generations x popsize x episodes for all), then ``python -m wm.evaluate --run RUN --params
+RUN/es-compare-S/best.json --name compare-S`` over --episodes real games (evaluation seeds 0, the
+same games for every strategy). Prints each one's learning curve (the dream score of its mean every
+--eval-every generations, over the preset's evaluation episodes), its best dream score, its real-game
+score (mean +- std, standard error) and the wall time of both steps. Running it again skips what is
+complete (wm.train continues a checkpoint; an evaluation that exists is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage(args: list[str]) -> float:
+    """``python -m ARGS`` from the project root; its wall seconds (exits with its output if it fails)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{args[0]} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def curve(out: Path) -> list[tuple[int, float]]:
+    """(generation, dream score of the mean) at each evaluation of a wm.train output folder."""
+    with open(out / "history.csv", newline="") as f:
+        return [(int(r["generation"]), float(r["eval_score"])) for r in csv.DictReader(f) if r["eval_score"]]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, type=Path, help="a Doom run with a trained M (wm.pipeline)")
+    parser.add_argument("--strategies", nargs="+", default=["cma", "pepg", "openes", "snes", "ga"])
+    parser.add_argument("--generations", type=int, default=40)
+    parser.add_argument("--popsize", type=int, default=32)
+    parser.add_argument("--num-episode", type=int, default=8)
+    parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--eval-episodes", type=int, default=128, help="dream episodes of each evaluation")
+    parser.add_argument("--episodes", type=int, default=100, help="real games per strategy")
+    parser.add_argument("--max-steps", type=int, default=0, help="cap on steps per episode (0: the game's)")
+    parser.add_argument("--np", type=int, default=2, help="worker processes (wm.train and wm.evaluate --np)")
+    args = parser.parse_args()
+    run = args.run.resolve()
+    if not (run / "rnn" / "rnn.pt").is_file():
+        sys.exit(f"--run {args.run}: no trained M there (rnn/rnn.pt); run the Doom pipeline first")
+
+    print(f"{len(args.strategies)} strategies, each {args.generations} generations x {args.popsize} x "
+          f"{args.num_episode} dream episodes, then {args.episodes} real games (seeds 0); run {run}",
+          flush=True)
+    rows = []
+    for name in args.strategies:
+        out = run / f"es-compare-{name}"
+        train_s = stage(["wm.train", "--run", str(run), "--dream", "--optimizer", name, "--out", out.name,
+                         "--generations", str(args.generations), "--popsize", str(args.popsize),
+                         "--num-episode", str(args.num_episode), "--eval-every", str(args.eval_every),
+                         "--eval-episodes", str(args.eval_episodes), "--max-steps", str(args.max_steps),
+                         "--np", str(args.np)])
+        evaluation = run / "eval" / f"compare-{name}.json"
+        eval_s = 0.0
+        if not evaluation.is_file():
+            eval_s = stage(["wm.evaluate", "--run", str(run), "--params", str(out / "best.json"),
+                            "--episodes", str(args.episodes), "--name", evaluation.stem,
+                            "--max-steps", str(args.max_steps), "--np", str(args.np)])
+        real = json.loads(evaluation.read_text())
+        points = curve(out)
+        rows.append((name, points, real, train_s, eval_s))
+        print(f"{name}: dream curve " + ", ".join(f"{g}: {s:.0f}" for g, s in points)
+              + f"; real {real['mean']:.1f} +- {real['std']:.1f} ({train_s / 60:.1f} + "
+              f"{eval_s / 60:.1f} min)", flush=True)
+
+    print("\n| strategy | dream score of the mean (best evaluation) | real game, mean +- std (s.e.) | "
+          "train + evaluate |")
+    print("| --- | --- | --- | --- |")
+    for name, points, real, train_s, eval_s in rows:
+        error = real["std"] / math.sqrt(real["episodes"])
+        print(f"| {name} | {max(s for _, s in points):.0f} | {real['mean']:.1f} +- {real['std']:.1f} "
+              f"({error:.1f}) | {train_s / 60:.1f} + {eval_s / 60:.1f} min |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
