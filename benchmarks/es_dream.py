@@ -2,17 +2,19 @@
 
     python benchmarks/es_dream.py --run runs/doom-small [--strategies cma pepg openes snes ga]
         [--generations 40] [--popsize 32] [--num-episode 8] [--eval-every 10] [--eval-episodes 128]
-        [--episodes 100] [--max-steps 0] [--np 2]
+        [--episodes 100] [--eval-seeds 0 1] [--max-steps 0] [--np 2]
 
 The task the strategies exist for, beside benchmarks/es_peers.py's test functions. For each
 strategy, with its defaults (es.strategies): ``python -m wm.train --run RUN --dream --optimizer S
 --out es-compare-S`` (its own folder in the run; the run's M, temperature and seed, the same budget
 of generations x popsize x episodes for all), then ``python -m wm.evaluate --run RUN --params
-RUN/es-compare-S/best.json --name compare-S`` over --episodes real games (evaluation seeds 0, the
-same games for every strategy). Prints each one's learning curve (the dream score of its mean every
---eval-every generations, over the preset's evaluation episodes), its best dream score, its real-game
-score (mean +- std, standard error) and the wall time of both steps. Running it again skips what is
-complete (wm.train continues a checkpoint; an evaluation that exists is read).
+RUN/es-compare-S/best.json --seed K`` over --episodes real games for each K of --eval-seeds (the same
+games for every strategy; RUN/eval/compare-S.json for seed 0, compare-S-seedK.json for the others).
+Prints each one's learning curve (the dream score of its mean every --eval-every generations, over
+--eval-episodes dream episodes), its best dream score, its real-game score over all its games (mean
++- std, standard error), the wall time of both steps, and each strategy's difference from the first,
+paired game by game. Running it again skips what is complete (wm.train continues a checkpoint; an
+evaluation that exists is read).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +59,9 @@ def main() -> int:
     parser.add_argument("--num-episode", type=int, default=8)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-episodes", type=int, default=128, help="dream episodes of each evaluation")
-    parser.add_argument("--episodes", type=int, default=100, help="real games per strategy")
+    parser.add_argument("--episodes", type=int, default=100, help="real games per strategy and seed")
+    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0, 1],
+                        help="evaluation seeds (wm.evaluate --seed): --episodes games each, the same for all")
     parser.add_argument("--max-steps", type=int, default=0, help="cap on steps per episode (0: the game's)")
     parser.add_argument("--np", type=int, default=2, help="worker processes (wm.train and wm.evaluate --np)")
     args = parser.parse_args()
@@ -64,7 +70,8 @@ def main() -> int:
         sys.exit(f"--run {args.run}: no trained M there (rnn/rnn.pt); run the Doom pipeline first")
 
     print(f"{len(args.strategies)} strategies, each {args.generations} generations x {args.popsize} x "
-          f"{args.num_episode} dream episodes, then {args.episodes} real games (seeds 0); run {run}",
+          f"{args.num_episode} dream episodes, then {args.episodes} real games on each of seeds "
+          f"{', '.join(map(str, args.eval_seeds))}; run {run}",
           flush=True)
     rows = []
     for name in args.strategies:
@@ -74,26 +81,35 @@ def main() -> int:
                          "--num-episode", str(args.num_episode), "--eval-every", str(args.eval_every),
                          "--eval-episodes", str(args.eval_episodes), "--max-steps", str(args.max_steps),
                          "--np", str(args.np)])
-        evaluation = run / "eval" / f"compare-{name}.json"
-        eval_s = 0.0
-        if not evaluation.is_file():
-            eval_s = stage(["wm.evaluate", "--run", str(run), "--params", str(out / "best.json"),
-                            "--episodes", str(args.episodes), "--name", evaluation.stem,
-                            "--max-steps", str(args.max_steps), "--np", str(args.np)])
-        real = json.loads(evaluation.read_text())
+        eval_s, returns = 0.0, []
+        for seed in args.eval_seeds:
+            evaluation = run / "eval" / (f"compare-{name}" + (f"-seed{seed}" if seed else "") + ".json")
+            if not evaluation.is_file():
+                eval_s += stage(["wm.evaluate", "--run", str(run), "--params", str(out / "best.json"),
+                                 "--episodes", str(args.episodes), "--seed", str(seed), "--name",
+                                 evaluation.stem, "--max-steps", str(args.max_steps), "--np", str(args.np)])
+            returns += json.loads(evaluation.read_text())["returns"]
+        real = np.asarray(returns, dtype=np.float64)
         points = curve(out)
         rows.append((name, points, real, train_s, eval_s))
         print(f"{name}: dream curve " + ", ".join(f"{g}: {s:.0f}" for g, s in points)
-              + f"; real {real['mean']:.1f} +- {real['std']:.1f} ({train_s / 60:.1f} + "
-              f"{eval_s / 60:.1f} min)", flush=True)
+              + f"; real {real.mean():.1f} +- {real.std(ddof=1):.1f} over {real.size} games "
+              f"({train_s / 60:.1f} + {eval_s / 60:.1f} min)", flush=True)
 
     print("\n| strategy | dream score of the mean (best evaluation) | real game, mean +- std (s.e.) | "
           "train + evaluate |")
     print("| --- | --- | --- | --- |")
     for name, points, real, train_s, eval_s in rows:
-        error = real["std"] / math.sqrt(real["episodes"])
-        print(f"| {name} | {max(s for _, s in points):.0f} | {real['mean']:.1f} +- {real['std']:.1f} "
+        error = real.std(ddof=1) / math.sqrt(real.size)
+        print(f"| {name} | {max(s for _, s in points):.0f} | {real.mean():.1f} +- {real.std(ddof=1):.1f} "
               f"({error:.1f}) | {train_s / 60:.1f} + {eval_s / 60:.1f} min |")
+    # Paired against the first strategy: the same games, so the per-game differences' spread is the
+    # noise of the comparison.
+    first, base = rows[0][0], rows[0][2]
+    for name, _, real, _, _ in rows[1:]:
+        diff = real - base
+        print(f"{name} - {first}, paired over the same {diff.size} games: {diff.mean():+.1f} "
+              f"(s.e. {diff.std(ddof=1) / math.sqrt(diff.size):.1f})")
     return 0
 
 
