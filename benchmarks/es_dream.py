@@ -13,8 +13,9 @@ games for every strategy; RUN/eval/compare-S.json for seed 0, compare-S-seedK.js
 Prints each one's learning curve (the dream score of its mean every --eval-every generations, over
 --eval-episodes dream episodes), its best dream score, its real-game score over all its games (mean
 +- std, standard error), the wall time of both steps, and each strategy's difference from the first,
-paired game by game. Running it again skips what is complete (wm.train continues a checkpoint; an
-evaluation that exists is read).
+paired game by game; draws RUN/es-compare.png (each strategy's population mean per generation and its
+mean's evaluations, in the dream). Running it again skips what is complete (wm.train continues a
+checkpoint; an evaluation that exists is read).
 """
 
 from __future__ import annotations
@@ -48,6 +49,27 @@ def curve(out: Path) -> list[tuple[int, float]]:
     """(generation, dream score of the mean) at each evaluation of a wm.train output folder."""
     with open(out / "history.csv", newline="") as f:
         return [(int(r["generation"]), float(r["eval_score"])) for r in csv.DictReader(f) if r["eval_score"]]
+
+
+def plot(rows: list, run: Path, path: Path) -> None:
+    """The strategies' dream curves side by side: population mean per generation (line) and the
+    evaluations of the mean (dots), with each one's real-game mean in its legend entry."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.add_subplot()
+    for name, points, real, _, _ in rows:
+        with open(run / f"es-compare-{name}" / "history.csv", newline="") as f:
+            history = [(int(r["generation"]), float(r["fitness_mean"])) for r in csv.DictReader(f)]
+        generations, means = np.asarray(history).T
+        line, = ax.plot(generations, means, lw=1, label=f"{name} (game: {real.mean():.0f})")
+        ax.plot([g for g, _ in points], [v for _, v in points], "o", color=line.get_color())
+    ax.set_xlabel("generation")
+    ax.set_ylabel("dream score (steps survived)")
+    ax.set_title("population mean (lines) and evaluations of the mean (dots) in the dream")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="small")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
 def main() -> int:
@@ -103,6 +125,8 @@ def main() -> int:
         error = real.std(ddof=1) / math.sqrt(real.size)
         print(f"| {name} | {max(s for _, s in points):.0f} | {real.mean():.1f} +- {real.std(ddof=1):.1f} "
               f"({error:.1f}) | {train_s / 60:.1f} + {eval_s / 60:.1f} min |")
+    plot(rows, run, run / "es-compare.png")
+    print(f"learning curves: {run / 'es-compare.png'}")
     # Paired against the first strategy: the same games, so the per-game differences' spread is the
     # noise of the comparison.
     first, base = rows[0][0], rows[0][2]

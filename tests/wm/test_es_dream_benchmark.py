@@ -21,6 +21,7 @@ def test_each_strategy_trains_in_the_dream_and_is_scored_on_the_same_real_games(
     table = [line for line in done.stdout.splitlines() if line.startswith(("| cma |", "| snes |"))]
     assert len(table) == 2
     assert "snes - cma, paired over the same 6 games" in done.stdout
+    assert (run / "es-compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     seeds = {}
     for name in ("cma", "snes"):
         assert json.loads((run / f"es-compare-{name}" / "best.json").read_text())["generation"] in (1, 2)
