@@ -41,7 +41,7 @@ STEPS = 1000  # CarRacing's episode cap
 
 # Parallel efficiency over 2 cores (rate / (2 x one thread's rate)), the better of threads and
 # data-parallel ranks, from `python benchmarks/ddp_speed.py` on 2 idle cores (BENCHMARKS.md).
-# Rate measured over more cores cannot come from 2 cores (no bigger machine has been lent).
+# Efficiency beyond 2 cores is extrapolated from these by Amdahl's law: no bigger machine has been lent.
 MEASURED_EFFICIENCY = {"vae": 0.95, "series": 1.00, "rnn": 0.84}  # 2026-12-02
 
 
