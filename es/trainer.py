@@ -8,7 +8,9 @@ leave nobody idle; it waits by polling with sleeps, never spinning a core. Witho
 evaluates in-process. Episode seeds derive from (seed, generation, candidate, episode): the fitness
 of a candidate does not depend on which worker played it, so a resumed run is bit-for-bit the run
 that never stopped. Candidates i and i + popsize/2 share their seeds (the original's antithetic
-pairing).
+pairing); with ``shared_seeds`` every candidate of a generation plays the same ``num_episode`` seeds
+(common random numbers: the ranking then compares candidates on the same tracks, not on tracks of
+different difficulty).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class ESSettings:
     eval_episodes: int = 1024  # episodes of that evaluation, with fresh seeds
     seed: int = 0
     antithetic: bool = True
+    # Every candidate of a generation plays the same seeds. Fitness differences then come from the
+    # candidates, not from the episodes they drew; the seeds still change every generation.
+    shared_seeds: bool = False
 
 
 @dataclass
@@ -85,9 +90,14 @@ class TrainerState:
     elapsed_s: float = 0.0
 
 
+_SETTING_DEFAULTS = {"shared_seeds": False}
+
+
 def episode_seed(settings: ESSettings, popsize: int, generation: int, candidate: int, episode: int) -> int:
-    """The env seed of one training episode; antithetic pairs share theirs."""
-    if settings.antithetic and popsize % 2 == 0:
+    """The env seed of one training episode; antithetic pairs (or, shared, all candidates) share theirs."""
+    if settings.shared_seeds:
+        candidate = 0
+    elif settings.antithetic and popsize % 2 == 0:
         candidate %= popsize // 2
     seq = np.random.SeedSequence([settings.seed, 1, generation, candidate, episode])
     return int(seq.generate_state(1)[0] % 2**31)
@@ -209,7 +219,9 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
     if data is None:
         return fresh, TrainerState()
     if not force:
-        old = {**data["identity"], **{k: v for k, v in data["settings"].items() if k != "generations"}}
+        # A setting added after the checkpoint was written counts as its default (how it was made).
+        made = {**_SETTING_DEFAULTS, **data["settings"]}
+        old = {**data["identity"], **{k: v for k, v in made.items() if k != "generations"}}
         new = {**identity, **{k: v for k, v in asdict(settings).items() if k != "generations"}}
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:

@@ -278,6 +278,10 @@ class TrainConfig:
     eval_episodes: int | None = arg(None, "episodes of each evaluation, with fresh seeds"
                              + preset_note("train", "eval_episodes"))
     sigma_init: float = arg(0.1, "initial step size of the strategy")
+    shared_seeds: bool = arg(False, "every candidate of a generation plays the same episode seeds (common "
+                             "random numbers: candidates are ranked on the same tracks), instead of the "
+                             "original's seeds shared by antithetic pairs only; part of the checkpoint's "
+                             "settings")
     max_steps: int = arg(0, "cap on steps per episode (0: the env's own, 1000 / 2100)")
     seed: int = arg(0, "seed of the strategy and of every episode's seed")
     envs_per_worker: int = arg(1, "envs each worker steps in lockstep so V and M run batched (faster; "

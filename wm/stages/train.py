@@ -253,7 +253,8 @@ def train_controller(cfg: TrainConfig, comm: Comm) -> None:
         started = comm.on_root(set_up, (WMError,))
         identity, x0 = started["identity"], started["x0"]
         settings = ESSettings(generations=cfg.generations, num_episode=cfg.num_episode,
-                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed)
+                              eval_every=cfg.eval_every, eval_episodes=cfg.eval_episodes, seed=cfg.seed,
+                              shared_seeds=cfg.shared_seeds)
         try:
             state = train(
                 comm,
