@@ -39,6 +39,9 @@ def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path, capsys):
         PipelineConfig(run="r", env="doom", preset="small", rounds=0)).rounds == 0
     with pytest.raises(WMError, match="needs M's dream"):
         RoundSettings.of(PipelineConfig(run="r", env="carracing", preset="tiny", rounds=1))
+    with pytest.raises(WMError, match="doom quick preset trains C in the real game"):
+        RoundSettings.of(PipelineConfig(run="r", env="doom", preset="quick", rounds=1))
+    assert RoundSettings.of(PipelineConfig(run="r", env="doom", preset="quick")).rounds == 0
     # (Slurm's last job of a round marks it complete only when every step is)
     mark = ["--run", str(tmp_path / "r"), "--preset", "tiny", "--eval-episodes", "3", "--rounds", "2"]
     assert rounds_main([*mark, "--mark", "1"]) == 1

@@ -5,11 +5,12 @@
 Each stage runs as its own process (the MPI ones under mpirun: extraction on NP ranks, ES training
 and evaluation on NP + 1, rank 0 coordinating) with the preset's settings, and is skipped when its
 outputs are already complete, so running the same command again after a failure or a stop
-continues where it ended. Doom's C is trained in M's dream (the presets set --dream); the agent is
-then scored in the real game over --eval-episodes fresh episodes beside the random data policy on
-the same seeds. Ends by writing RUN/results.json and RUN/results.md (the scores, the wall time of
-each stage from the stages' own logs, the config) and RUN/report.md, which adds the pictures: training
-curves, V's reconstructions, M's dream, the agent's episode (wm.report).
+continues where it ended. Doom's C is trained in M's dream (the presets set --dream; the quick
+preset's C trains in the real game); the agent is then scored in the real game over --eval-episodes
+fresh episodes beside the random data policy on the same seeds. Ends by writing RUN/results.json and
+RUN/results.md (the scores, the wall time of each stage from the stages' own logs, the config) and
+RUN/report.md, which adds the pictures: training curves, V's reconstructions, M's dream, the agent's
+episode (wm.report).
 
 Doom, ``--rounds R`` (or the preset's): R rounds of iterative training follow the first controller,
 each adding real episodes of the best controller to M's data, continuing M and the ES

@@ -52,9 +52,10 @@ class RoundSettings:
     def of(cls, cfg: PipelineConfig) -> RoundSettings:
         values = preset_values("rounds", cfg.env, cfg.preset)
         rounds = cfg.rounds if cfg.rounds is not None else values.get("rounds", 0)
-        if rounds and not values:
-            raise WMError(f"--rounds {rounds}: iterative training needs M's dream (--env doom), not "
-                          f"{cfg.env}")
+        dreams = preset_values("train", cfg.env, cfg.preset).get("dream")
+        if rounds and not (values and dreams):
+            raise WMError(f"--rounds {rounds}: iterative training needs M's dream, and the {cfg.env} "
+                          f"{cfg.preset} preset trains C in the real game (Doom's small and paper dream)")
         if not values:
             return cls(0, 0, 0.0, 1, 0, 0)
         settings = cls(**{**values, "rounds": rounds})
