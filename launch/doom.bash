@@ -4,7 +4,7 @@
 # real game over 100 fresh episodes beside the random policy -> RUN/results.md. Sets up .venv if
 # needed. Each stage is skipped when its outputs are complete: run the same command again to continue
 # after a stop.
-#   bash launch/doom.bash --preset small --run runs/doom-small     (94 min on 2 cores, no GPU, with 2 rounds)
+#   bash launch/doom.bash --preset small --run runs/doom-small     (108 min on 2 cores, no GPU, 3 rounds)
 #   bash launch/doom.bash --preset quick --run runs/doom-quick     (within 10 minutes; C trained in the game)
 # Flags go to `python -m wm.pipeline` (--np N: MPI ranks, default the cores; --eval-episodes N;
 # --rounds R: R rounds of iterative training after the first controller, see wm/orchestration/rounds.py).

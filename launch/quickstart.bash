@@ -4,7 +4,7 @@
 # local cores, V, the series, M, C trained by CMA-ES over MPI (in the real game on V's and M's
 # features: 10 minutes of data make no dream worth training in), then the real-game score over 100
 # episodes beside the random policy's, in RUN/results.md. The dream-trained experiment:
-# `bash launch/doom.bash --preset small --run runs/doom-small` (94 min on 2 cores, no GPU).
+# `bash launch/doom.bash --preset small --run runs/doom-small` (108 min on 2 cores, no GPU).
 #   RUN   run directory (default runs/quickstart); re-running continues it
 #   NP    MPI ranks for extraction (default: the number of cores; training uses NP + 1)
 #   PRESET  another preset (default quick)

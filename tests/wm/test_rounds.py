@@ -35,7 +35,7 @@ def test_the_steps_of_a_round_and_where_rounds_are_refused(tmp_path, capsys):
     assert train[train.index("--out") + 1] == "es-round-2" and "--init-params" in train
     assert evaluate[evaluate.index("--name") + 1] == "real-round-2"
     small = PipelineConfig(run="r", env="doom", preset="small")
-    assert RoundSettings.of(small).rounds == 2 and RoundSettings.of(
+    assert RoundSettings.of(small).rounds == 3 and RoundSettings.of(
         PipelineConfig(run="r", env="doom", preset="small", rounds=0)).rounds == 0
     with pytest.raises(WMError, match="needs M's dream"):
         RoundSettings.of(PipelineConfig(run="r", env="carracing", preset="tiny", rounds=1))
