@@ -90,9 +90,6 @@ class TrainerState:
     elapsed_s: float = 0.0
 
 
-_SETTING_DEFAULTS = {"shared_seeds": False}
-
-
 def episode_seed(settings: ESSettings, popsize: int, generation: int, candidate: int, episode: int) -> int:
     """The env seed of one training episode; antithetic pairs (or, shared, all candidates) share theirs."""
     if settings.shared_seeds:
@@ -220,7 +217,7 @@ def resume(checkpoints: Checkpoints, make_strategy: Callable[[], Strategy], sett
         return fresh, TrainerState()
     if not force:
         # A setting added after the checkpoint was written counts as its default (how it was made).
-        made = {**_SETTING_DEFAULTS, **data["settings"]}
+        made = {**asdict(ESSettings(generations=0)), **data["settings"]}
         old = {**data["identity"], **{k: v for k, v in made.items() if k != "generations"}}
         new = {**identity, **{k: v for k, v in asdict(settings).items() if k != "generations"}}
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
